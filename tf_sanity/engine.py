@@ -1,0 +1,134 @@
+"""Compiled, batched gradients of a model's class scores: the one place methods touch TensorFlow.
+
+Every method reduces to calls of a compiled function ``f(x, targets)`` that returns, for a batch,
+the gradient (or, under backward rules, the propagated signal) of each image's target score with
+respect to the input, or with respect to a named layer for GradCAM. Functions are compiled once
+per (model, composite, layer, seed) with a batch-polymorphic input signature and cached; since
+they capture the model's variables by reference, randomizing weights in place needs no retrace.
+
+:func:`map_batches` feeds any number of rows through such a function in chunks of ``batch_size``:
+methods expand images into rows (integration steps, noise samples) and reduce afterwards.
+"""
+
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_sanity import rules as rules_lib
+from tf_sanity.errors import SanityError
+
+DEFAULT_BATCH_SIZE = 128
+
+_CACHE = weakref.WeakKeyDictionary()
+
+
+def onehot_seed(scores, targets):
+    """Gradient seed: d score[target] / d scores."""
+    return tf.one_hot(targets, tf.shape(scores)[-1], dtype=scores.dtype)
+
+
+def score_seed(scores, targets):
+    """LRP seed: the relevance at the output is the target score itself, zero elsewhere."""
+    return onehot_seed(scores, targets) * scores
+
+
+def _input_spec(model):
+    return tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+
+
+def layer_model(model, layer_name):
+    """A keras.Model sharing `model`'s layers with outputs (layer activation, model output)."""
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError:
+        names = [layer.name for layer in rules_lib.leaf_layers(model)]
+        raise SanityError(f"model has no layer {layer_name!r}; layers: {', '.join(names)}") from None
+    return keras.Model(model.inputs, [layer.output, model.outputs[0]])
+
+
+def gradient_function(model, composite=None, layer=None, seed=onehot_seed):
+    """Returns the compiled ``f(x, targets)`` for `model`.
+
+    Args:
+      model: a built single-input Keras model whose (first) output is ``[batch, classes]`` scores.
+      composite: backward rules (:class:`tf_sanity.rules.Composite`) applied while tracing, or None.
+      layer: if given, ``f`` returns ``(activations, gradients)`` at that layer instead of the
+        gradient at the input.
+      seed: ``seed(scores, targets) -> output gradient`` started from at the output.
+
+    Returns:
+      A ``tf.function`` taking ``x: float32 [B, ...]`` and ``targets: int32 [B]``.
+    """
+    key = (composite, layer, seed)
+    per_model = _CACHE.setdefault(model, {})
+    if key not in per_model:
+        per_model[key] = _compile(model, composite, layer, seed)
+    return per_model[key]
+
+
+def _compile(model, composite, layer, seed):
+    forward = layer_model(model, layer) if layer else None
+
+    def trace(x, targets):
+        with (rules_lib.applied(model, composite) if composite else _nothing()):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                if forward is None:
+                    watched, scores = x, model(x, training=False)
+                else:
+                    watched, scores = forward(x, training=False)
+            grads = tape.gradient(scores, watched, output_gradients=seed(scores, targets))
+        if grads is None:  # target not connected to the input: the gradient is zero
+            grads = tf.zeros_like(watched)
+        return grads if forward is None else (watched, grads)
+
+    return tf.function(trace, input_signature=[_input_spec(model), tf.TensorSpec([None], tf.int32)])
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def scores_function(model):
+    """The compiled forward pass ``f(x) -> scores`` of `model` (cached)."""
+    per_model = _CACHE.setdefault(model, {})
+    if "scores" not in per_model:
+        per_model["scores"] = tf.function(lambda x: model(x, training=False),
+                                          input_signature=[_input_spec(model)])
+    return per_model["scores"]
+
+
+def map_rows(fn, n_rows, make_rows, batch_size):
+    """Feeds ``n_rows`` rows through ``fn`` in chunks, building each chunk only when needed.
+
+    Args:
+      fn: compiled function; called as ``fn(*make_rows(start, stop))``.
+      n_rows: total number of rows.
+      make_rows: ``(start, stop) -> tuple of arrays`` with ``stop - start`` rows each.
+      batch_size: rows per call.
+
+    Yields:
+      ``(start, stop, output)`` with the output as numpy (a tuple stays a tuple).
+    """
+    if batch_size < 1:
+        raise SanityError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, n_rows, batch_size):
+        stop = min(start + batch_size, n_rows)
+        out = fn(*make_rows(start, stop))
+        out = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else np.asarray(out)
+        yield start, stop, out
+
+
+def map_batches(fn, batch_size, *arrays):
+    """Applies ``fn`` to consecutive chunks of ``arrays`` and concatenates the results."""
+    chunks = [out for _, _, out in map_rows(
+        fn, len(arrays[0]), lambda a, b: tuple(x[a:b] for x in arrays), batch_size)]
+    if isinstance(chunks[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*chunks))
+    return np.concatenate(chunks)
