@@ -43,7 +43,8 @@ def layer_model(model, layer_name):
     try:
         layer = model.get_layer(layer_name)
     except ValueError:
-        names = [layer.name for layer in rules_lib.leaf_layers(model)]
+        names = [layer.name for layer in rules_lib.leaf_layers(model)
+                 if not isinstance(layer, keras.layers.InputLayer)]
         raise SanityError(f"model has no layer {layer_name!r}; layers: {', '.join(names)}") from None
     return keras.Model(model.inputs, [layer.output, model.outputs[0]])
 
@@ -64,6 +65,9 @@ def gradient_function(model, composite=None, layer=None, seed=onehot_seed):
     key = (composite, layer, seed)
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
+        if composite is not None:
+            with rules_lib.applied(model, composite):  # unsupported layers fail here, untraced
+                pass
         per_model[key] = _compile(model, composite, layer, seed)
     return per_model[key]
 
@@ -84,7 +88,8 @@ def _compile(model, composite, layer, seed):
             grads = tf.zeros_like(watched)
         return grads if forward is None else (watched, grads)
 
-    return tf.function(trace, input_signature=[_input_spec(model), tf.TensorSpec([None], tf.int32)])
+    return tf.function(trace, input_signature=[_input_spec(model), tf.TensorSpec([None], tf.int32)],
+                       autograph=False)
 
 
 class _nothing:
@@ -100,7 +105,7 @@ def scores_function(model):
     per_model = _CACHE.setdefault(model, {})
     if "scores" not in per_model:
         per_model["scores"] = tf.function(lambda x: model(x, training=False),
-                                          input_signature=[_input_spec(model)])
+                                          input_signature=[_input_spec(model)], autograph=False)
     return per_model["scores"]
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
+import skimage.transform
 
 from tf_sanity import engine
 from tf_sanity import rules
@@ -231,7 +231,8 @@ def gradcam(model, x, targets, *, layer=None, batch_size=engine.DEFAULT_BATCH_SI
 
     Channel weights are the spatial mean of the target score's gradient at `layer`; the weighted
     sum of the activations goes through ReLU, is divided by its maximum (an all-zero map stays
-    zero, never NaN), and is resized bilinearly to the input; copied to every input channel.
+    zero, never NaN), and is resized bilinearly to the input with skimage's ``resize`` as PAIR does;
+    the map is copied to every input channel.
 
     Args:
       layer: layer name (Inception v3: ``"Mixed_7c"``); default: the last convolution layer.
@@ -246,8 +247,8 @@ def gradcam(model, x, targets, *, layer=None, batch_size=engine.DEFAULT_BATCH_SI
     cam = np.maximum((weights * acts).sum(axis=-1), 0)
     peak = cam.max(axis=(1, 2), keepdims=True)
     cam = np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
-    cam = tf.image.resize(cam[..., None], x.shape[1:3], method="bilinear").numpy()
-    return np.broadcast_to(cam, x.shape).copy()
+    cam = np.stack([skimage.transform.resize(c, x.shape[1:3]) for c in cam])  # PAIR's bilinear resize
+    return np.broadcast_to(cam[..., None], x.shape).astype(np.float32)
 
 
 @_base("guided_gradcam", "Guided GradCAM")

@@ -1,0 +1,81 @@
+"""Renderings of saliency masks as in the papers' figures.
+
+* :func:`grayscale`: absolute value, channel sum, 99th-percentile clip (Adebayo et al. 2018, Fig. 2).
+* :func:`diverging_rgb`: positive and negative attribution in separate colours, each min-max
+  scaled (Sundararajan & Taly 2018, Fig. 3; Adebayo et al. 2018, Fig. 6 "diverging").
+* :func:`grid`: methods (rows) x randomization stages (columns), as Fig. 2 and 3.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tf_sanity import postprocess  # noqa: E402
+
+POSITIVE = np.array([1.0, 0.25, 0.1])   # red-orange
+NEGATIVE = np.array([0.1, 0.4, 1.0])    # blue
+
+
+def grayscale(mask, percentile=99):
+    """Absolute-value grayscale map in [0, 1] of one mask ``[H, W(, C)]``."""
+    return postprocess.abs_grayscale(mask, percentile)
+
+
+def diverging_rgb(mask):
+    """RGB image ``[H, W, 3]``: positive part in red, negative part in blue, each scaled to [0, 1].
+
+    Each part is min-max scaled on its own (Sundararajan & Taly's two-channel visualization), so
+    a sign that carries little mass is still visible; a part that is zero everywhere stays black.
+    """
+    s = postprocess.channel_sum(mask, absolute=False)
+    pos, neg = np.maximum(s, 0), np.maximum(-s, 0)
+    scale = lambda p: p / p.max() if p.max() > 0 else p  # noqa: E731
+    rgb = scale(pos)[..., None] * POSITIVE + scale(neg)[..., None] * NEGATIVE
+    return np.clip(rgb, 0, 1)
+
+
+def show(ax, mask, mode="abs", title=None):
+    """Draws one mask on `ax`: ``mode`` is ``"abs"`` (grayscale) or ``"diverging"``."""
+    if mode == "abs":
+        ax.imshow(grayscale(mask), cmap="gray", vmin=0, vmax=1)
+    elif mode == "diverging":
+        ax.imshow(diverging_rgb(mask))
+    else:
+        raise ValueError(f"unknown mode {mode!r}; valid: abs, diverging")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def grid(masks, row_labels, col_labels, mode="abs", image=None, cell=1.1, title=None):
+    """Grid of masks, rows = methods, columns = randomization stages (Fig. 2 and 3).
+
+    Args:
+      masks: array-like ``[rows, cols, H, W(, C)]`` of raw masks.
+      row_labels, col_labels: labels of the rows (method names) and columns (stages).
+      mode: ``"abs"`` or ``"diverging"``.
+      image: optional input image ``[H, W, C]`` shown in an extra first column (values in [-1, 1]
+        or [0, 1]).
+    Returns:
+      The matplotlib figure.
+    """
+    rows, cols = len(row_labels), len(col_labels)
+    extra = image is not None
+    fig, axes = plt.subplots(rows, cols + extra, figsize=(cell * (cols + extra), cell * rows + 0.4),
+                             squeeze=False)
+    for r in range(rows):
+        if extra:
+            img = np.asarray(image, dtype=np.float64)
+            img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
+            axes[r, 0].imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
+            axes[r, 0].axis("off")
+        for c in range(cols):
+            show(axes[r, c + extra], masks[r][c], mode, col_labels[c] if r == 0 else None)
+        axes[r, extra].set_ylabel(row_labels[r], fontsize=7, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
