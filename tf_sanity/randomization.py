@@ -193,7 +193,9 @@ class Randomization:
 
     def close(self):
         """Restores the trained weights now (also done at the end and when collected)."""
-        self._stages.close()
+        stages = getattr(self, "_stages", None)  # absent if __init__ raised
+        if stages is not None:
+            stages.close()
 
     def __enter__(self):
         return self
