@@ -63,7 +63,7 @@ def grid(masks, row_labels, col_labels, mode="abs", image=None, cell=1.1, title=
       The matplotlib figure.
     """
     rows, cols = len(row_labels), len(col_labels)
-    extra = image is not None
+    extra = int(image is not None)
     fig, axes = plt.subplots(rows, cols + extra, figsize=(cell * (cols + extra), cell * rows + 0.4),
                              squeeze=False)
     for r in range(rows):
