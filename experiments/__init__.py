@@ -1,0 +1,20 @@
+"""One module per paper figure; ``tf-sanity reproduce <name>`` runs one (see :mod:`experiments.common`).
+
+:data:`EXPERIMENTS` maps each experiment's name to its module path, in the order ``--list`` shows.
+Modules are imported only when used.
+"""
+
+import importlib
+
+EXPERIMENTS = {
+    "st_fig1_shared_zeros": "experiments.st_fig1_shared_zeros",
+    "sc_cascading_mnist": "experiments.sc_cascading_mnist",
+}
+
+
+def get(name):
+    """The experiment module called `name`."""
+    from tf_sanity.errors import unknown_name
+    if name not in EXPERIMENTS:
+        raise unknown_name("experiment", name, EXPERIMENTS)
+    return importlib.import_module(EXPERIMENTS[name])

@@ -1,0 +1,39 @@
+"""``tf-sanity reproduce``: run paper figures by name, resume them, and write the report."""
+
+import importlib
+
+from tf_sanity.errors import SanityError
+
+import experiments
+from experiments import common, report
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("reproduce", help="regenerate a paper figure (see --list)",
+                              description="Regenerate paper figures; results, figures and REPORT.md go to --out.")
+    p.add_argument("names", nargs="*", help="experiment names, or 'all' for every one whose inputs are available")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument("--preset", default="quick", choices=("quick", "paper"))
+    p.add_argument("--out", default="figures", help="output folder (default: figures/)")
+    p.set_defaults(func=reproduce)
+
+
+def reproduce(args):
+    if args.list or not args.names:
+        for name, path in experiments.EXPERIMENTS.items():
+            module = importlib.import_module(path)
+            print(f"{name:<32} {module.TITLE}")
+        return 0
+    run_all = args.names == ["all"]
+    names = list(experiments.EXPERIMENTS) if run_all else args.names
+    modules = [experiments.get(name) for name in names]  # unknown names fail before any work
+    for module in modules:
+        try:
+            common.run(module, args.preset, args.out)
+        except SanityError as e:
+            if not run_all:
+                raise
+            print(f"{module.NAME} [{args.preset}]: skipped: {e}")
+    path = report.write(args.out)
+    print(f"report: {path}")
+    return 0

@@ -1,0 +1,173 @@
+"""What every experiment shares: presets, resumable unit-by-unit results, figures, claims.
+
+An experiment is a module with:
+
+* ``NAME``, ``TITLE`` (the paper figure it reproduces) and ``PRESETS = {"quick": Config(...),
+  "paper": Config(...)}`` where ``Config`` is a frozen dataclass;
+* ``requires(config)``: raises :class:`tf_sanity.SanityError` with what to provide when an input
+  (data, checkpoint) is missing;
+* ``units(config) -> [str]``: independent pieces of work, and ``compute(config, unit, context) ->
+  [row dict]``; ``context`` is a dict the experiment may use to cache loaded models between units;
+* ``plot(rows, config) -> {suffix: matplotlib Figure}`` and ``claims(rows, config) -> [Claim]``.
+
+:func:`run` writes each unit's rows atomically as soon as it finishes (``.units/`` under the output
+folder), so a run stopped by Ctrl-C or a kill continues where it stopped, and a finished run
+rerun only re-reads its results. Rows are tidy: one row per image x method x stage x metric,
+with the settings in columns.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import re
+import time
+
+from tqdm import tqdm
+
+from tf_sanity.errors import SanityError
+
+
+@dataclasses.dataclass
+class Claim:
+    """A number or qualitative statement of a paper, checked against our results.
+
+    Attributes:
+      paper: which paper and where (e.g. "Sanity Checks, Fig. 4").
+      claim: the statement, in the paper's words where possible.
+      ours: our value(s) behind the check, as text.
+      passed: whether our results support the claim (None: not checkable with these results).
+      paper_value: the paper's number, if it states one; tolerance: the agreement band used.
+    """
+
+    paper: str
+    claim: str
+    ours: str
+    passed: object
+    paper_value: str = ""
+    tolerance: str = ""
+
+
+def atomic_write(path, text):
+    """Writes `text` to `path` through a temporary file and a rename (never a half-written file)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def rows_to_csv(rows):
+    fields = []
+    for row in rows:
+        fields.extend(k for k in row if k not in fields)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _parse(value):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _slug(unit):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", unit)
+
+
+class Store:
+    """Per-unit result files of one experiment run (`experiment`, `preset`) under `out`."""
+
+    def __init__(self, out, name, preset):
+        self.out = pathlib.Path(out)
+        self.stem = f"{name}-{preset}"
+        self.units_dir = self.out / ".units" / self.stem
+
+    def unit_path(self, unit):
+        return self.units_dir / f"{_slug(unit)}.csv"
+
+    def done(self, unit):
+        return self.unit_path(unit).exists()
+
+    def write(self, unit, rows):
+        atomic_write(self.unit_path(unit), rows_to_csv(rows) if rows else "")
+
+    def rows(self, units):
+        out = []
+        for unit in units:
+            if self.unit_path(unit).stat().st_size:
+                out.extend(read_csv(self.unit_path(unit)))
+        return out
+
+    @property
+    def results_csv(self):
+        return self.out / "results" / f"{self.stem}.csv"
+
+
+def run(module, preset="quick", out="figures", config=None, progress=True):
+    """Runs (or resumes) one experiment and writes its CSV, figures and claims.
+
+    Args:
+      module: the experiment module.
+      preset: ``"quick"`` or ``"paper"`` (ignored when `config` is given).
+      out: output folder: ``results/<name>-<preset>.csv``, ``<name>-<preset>[-suffix].png/.pdf``,
+        ``claims/<name>-<preset>.json``.
+      config: a config to use instead of the preset's.
+
+    Returns:
+      ``(rows, claims)``.
+    """
+    if config is None:
+        if preset not in module.PRESETS:
+            raise SanityError(f"unknown preset {preset!r}; valid: {', '.join(module.PRESETS)}")
+        config = module.PRESETS[preset]
+    store = Store(out, module.NAME, preset)
+    units = list(module.units(config))
+    todo = [u for u in units if not store.done(u)]
+    start = time.perf_counter()
+    if todo:
+        module.requires(config)
+        context = {}
+        bar = tqdm(todo, desc=module.NAME, unit="unit", disable=not progress, dynamic_ncols=True)
+        for unit in bar:
+            bar.set_postfix_str(unit[-40:])
+            store.write(unit, module.compute(config, unit, context))
+    rows = store.rows(units)
+    atomic_write(store.results_csv, rows_to_csv(rows) if rows else "")
+    for suffix, fig in module.plot(rows, config).items():
+        for ext in ("png", "pdf"):
+            path = pathlib.Path(out) / f"{store.stem}{'-' + suffix if suffix else ''}.{ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=150, bbox_inches="tight")
+    claims = module.claims(rows, config)
+    atomic_write(pathlib.Path(out) / "claims" / f"{store.stem}.json",
+                 json.dumps({"experiment": module.NAME, "title": module.TITLE, "preset": preset,
+                             "config": dataclasses.asdict(config),
+                             "claims": [dataclasses.asdict(c) for c in claims]}, indent=1, default=str))
+    elapsed = time.perf_counter() - start
+    print(f"{module.NAME} [{preset}]: {len(units)} units ({len(units) - len(todo)} reused), "
+          f"{len(rows)} rows, {sum(c.passed is True for c in claims)}/{len(claims)} claims supported, "
+          f"{elapsed:.1f} s", flush=True)
+    return rows, claims
+
+
+def mean_std(rows, value="value", by=()):
+    """Groups `rows` by the `by` columns; returns ``{key tuple: (mean, std, count)}`` of `value`."""
+    import numpy as np
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in by), []).append(float(row[value]))
+    return {k: (float(np.nanmean(v)), float(np.nanstd(v)), len(v)) for k, v in groups.items()}
