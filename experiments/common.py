@@ -166,8 +166,12 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
 
 def mean_std(rows, value="value", by=()):
     """Groups `rows` by the `by` columns; returns ``{key tuple: (mean, std, count)}`` of `value`."""
+    import warnings
+
     import numpy as np
     groups = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in by), []).append(float(row[value]))
-    return {k: (float(np.nanmean(v)), float(np.nanstd(v)), len(v)) for k, v in groups.items()}
+    with warnings.catch_warnings():  # all-NaN groups (e.g. constant maps) give NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: (float(np.nanmean(v)), float(np.nanstd(v)), len(v)) for k, v in groups.items()}
