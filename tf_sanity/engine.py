@@ -10,6 +10,7 @@ they capture the model's variables by reference, randomizing weights in place ne
 methods expand images into rows (integration steps, noise samples) and reduce afterwards.
 """
 
+import contextlib
 import weakref
 
 import keras
@@ -22,6 +23,48 @@ from tf_sanity.errors import SanityError
 DEFAULT_BATCH_SIZE = 128
 
 _CACHE = weakref.WeakKeyDictionary()
+_STRATEGY = [None]
+
+
+@contextlib.contextmanager
+def distribute(strategy):
+    """Spreads every chunk of rows over the replicas of a ``tf.distribute`` strategy.
+
+    Inside the context, the functions returned by :func:`gradient_function` and
+    :func:`scores_function` split each chunk into one contiguous slice per replica, run them with
+    ``strategy.run`` and concatenate the results in order. Build (or load) the model under
+    ``strategy.scope()`` so its variables are mirrored on every device::
+
+        strategy = tf.distribute.MirroredStrategy()      # all visible GPUs
+        with strategy.scope():
+            model = ...
+        with tf_sanity.engine.distribute(strategy):
+            masks = tf_sanity.explain(model, x, "integrated_gradients", targets)
+    """
+    previous, _STRATEGY[0] = _STRATEGY[0], strategy
+    try:
+        yield strategy
+    finally:
+        _STRATEGY[0] = previous
+
+
+def _distributed(fn, strategy):
+    """Wraps compiled `fn` so each call's rows are split across `strategy`'s replicas."""
+    replicas = strategy.num_replicas_in_sync
+    step = tf.function(lambda *inputs: strategy.run(lambda *a: fn(*a), args=inputs),
+                       autograph=False, reduce_retracing=True)
+
+    def call(*args):
+        bounds = np.linspace(0, len(args[0]), replicas + 1).astype(int)
+        inputs = tuple(strategy.experimental_distribute_values_from_function(
+            lambda ctx, a=a: a[bounds[ctx.replica_id_in_sync_group]:bounds[ctx.replica_id_in_sync_group + 1]])
+            for a in args)
+        out = step(*inputs)
+        if isinstance(out, tuple):
+            return tuple(tf.concat(strategy.experimental_local_results(o), axis=0) for o in out)
+        return tf.concat(strategy.experimental_local_results(out), axis=0)
+
+    return call
 
 
 def onehot_seed(scores, targets):
@@ -69,7 +112,18 @@ def gradient_function(model, composite=None, layer=None, seed=onehot_seed):
             with rules_lib.applied(model, composite):  # unsupported layers fail here, untraced
                 pass
         per_model[key] = _compile(model, composite, layer, seed)
-    return per_model[key]
+    return _maybe_distributed(per_model, key)
+
+
+def _maybe_distributed(per_model, key):
+    """The cached function, or its wrapper for the active strategy (cached too: no retracing)."""
+    strategy = _STRATEGY[0]
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return per_model[key]
+    wrapped_key = (key, "distributed", id(strategy))
+    if wrapped_key not in per_model:
+        per_model[wrapped_key] = _distributed(per_model[key], strategy)
+    return per_model[wrapped_key]
 
 
 def _compile(model, composite, layer, seed):
@@ -106,7 +160,7 @@ def scores_function(model):
     if "scores" not in per_model:
         per_model["scores"] = tf.function(lambda x: model(x, training=False),
                                           input_signature=[_input_spec(model)], autograph=False)
-    return per_model["scores"]
+    return _maybe_distributed(per_model, "scores")
 
 
 def map_rows(fn, n_rows, make_rows, batch_size):
