@@ -9,6 +9,7 @@ import importlib
 EXPERIMENTS = {
     "st_fig1_shared_zeros": "experiments.st_fig1_shared_zeros",
     "sc_cascading_mnist": "experiments.sc_cascading_mnist",
+    "st_nz_plateau": "experiments.st_nz_plateau",
 }
 
 

@@ -10,12 +10,17 @@ An experiment is a module with:
   [row dict]``; ``context`` is a dict the experiment may use to cache loaded models between units;
 * ``plot(rows, config) -> {suffix: matplotlib Figure}`` and ``claims(rows, config) -> [Claim]``.
 
+An experiment that draws masks sets ``ARRAYS = True``: its ``compute`` returns ``(rows, {name: array})``,
+the arrays are stored beside the unit's rows, and ``plot(rows, config, arrays)`` receives
+``{unit: {name: array}}``.
+
 :func:`run` writes each unit's rows atomically as soon as it finishes (``.units/`` under the output
 folder), so a run stopped by Ctrl-C or a kill continues where it stopped, and a finished run
 rerun only re-reads its results. Rows are tidy: one row per image x method x stage x metric,
 with the settings in columns.
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -48,6 +53,10 @@ class Claim:
     passed: object
     paper_value: str = ""
     tolerance: str = ""
+
+    def __post_init__(self):
+        if self.passed is not None:
+            self.passed = bool(self.passed)  # numpy booleans would print as "True" and fail `is True`
 
 
 def atomic_write(path, text):
@@ -102,8 +111,22 @@ class Store:
     def done(self, unit):
         return self.unit_path(unit).exists()
 
-    def write(self, unit, rows):
+    def array_path(self, unit):
+        return self.units_dir / f"{_slug(unit)}.npz"
+
+    def write(self, unit, result):
+        rows, arrays = result if isinstance(result, tuple) else (result, None)
+        if arrays is not None:  # arrays first: a unit counts as done once its rows exist
+            import numpy as np
+            tmp = self.array_path(unit).with_name(f".{_slug(unit)}.{os.getpid()}.tmp.npz")
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, self.array_path(unit))
         atomic_write(self.unit_path(unit), rows_to_csv(rows) if rows else "")
+
+    def arrays(self, units):
+        import numpy as np
+        return {u: dict(np.load(self.array_path(u))) for u in units if self.array_path(u).exists()}
 
     def rows(self, units):
         out = []
@@ -141,13 +164,17 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
     if todo:
         module.requires(config)
         context = {}
+        strategy = _strategy(preset)
         bar = tqdm(todo, desc=module.NAME, unit="unit", disable=not progress, dynamic_ncols=True)
         for unit in bar:
             bar.set_postfix_str(unit[-40:])
-            store.write(unit, module.compute(config, unit, context))
+            with _distributed(strategy):
+                store.write(unit, module.compute(config, unit, context))
     rows = store.rows(units)
     atomic_write(store.results_csv, rows_to_csv(rows) if rows else "")
-    for suffix, fig in module.plot(rows, config).items():
+    figures = (module.plot(rows, config, store.arrays(units)) if getattr(module, "ARRAYS", False)
+               else module.plot(rows, config))
+    for suffix, fig in figures.items():
         for ext in ("png", "pdf"):
             path = pathlib.Path(out) / f"{store.stem}{'-' + suffix if suffix else ''}.{ext}"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +189,25 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
           f"{len(rows)} rows, {sum(c.passed is True for c in claims)}/{len(claims)} claims supported, "
           f"{elapsed:.1f} s", flush=True)
     return rows, claims
+
+
+def _strategy(preset):
+    """The ``paper`` preset spreads work over all visible GPUs (MirroredStrategy) when there are several."""
+    if preset != "paper":
+        return None
+    import tensorflow as tf
+    return tf.distribute.MirroredStrategy() if len(tf.config.list_logical_devices("GPU")) > 1 else None
+
+
+@contextlib.contextmanager
+def _distributed(strategy):
+    """Models loaded and masks computed inside get mirrored variables and split batches."""
+    if strategy is None:
+        yield
+        return
+    from tf_sanity import engine
+    with strategy.scope(), engine.distribute(strategy):
+        yield
 
 
 def mean_std(rows, value="value", by=()):
