@@ -10,6 +10,8 @@ EXPERIMENTS = {
     "st_fig1_shared_zeros": "experiments.st_fig1_shared_zeros",
     "sc_cascading_mnist": "experiments.sc_cascading_mnist",
     "st_nz_plateau": "experiments.st_nz_plateau",
+    "sc_fig6_data_randomization": "experiments.sc_fig6_data_randomization",
+    "st_fig3_signed_ig": "experiments.st_fig3_signed_ig",
 }
 
 

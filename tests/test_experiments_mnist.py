@@ -40,3 +40,17 @@ def test_runs_writes_tidy_rows_figures_and_resumes(tiny, tmp_path):
         exp.compute = original
     assert calls == ["mnist-mlp/independent/hidden2"]
     assert len(again) == len(rows)
+
+
+def test_data_randomization_and_signed_ig_figures(tiny, tmp_path, monkeypatch):
+    from experiments import sc_fig6_data_randomization as fig6, st_fig3_signed_ig as fig3
+    config6 = dataclasses.replace(fig6.PRESETS["quick"], models=("mnist-cnn",), images=3, shown=1, ig_steps=3,
+                                  samples=2, data_dir=tiny.data_dir)
+    rows, claims = common.run(fig6, "quick", tmp_path, config=config6, progress=False)
+    assert len(rows) == len(fig6.METHODS) * 5 * 3 and len(claims) == 3
+    assert (tmp_path / "sc_fig6_data_randomization-quick-mnist-cnn.png").exists()
+    config3 = dataclasses.replace(fig3.PRESETS["quick"], images=2, ig_steps=20, data_dir=tiny.data_dir)
+    rows, claims = common.run(fig3, "quick", tmp_path, config=config3, progress=False)
+    assert {r["stage"] for r in rows} == {"original", "output", "fc1", "conv2", "conv1"}
+    assert (tmp_path / "st_fig3_signed_ig-quick.png").exists()
+    assert claims[0].passed  # completeness holds with 20 midpoint steps even on an untrained net
