@@ -1,0 +1,327 @@
+"""Training the MNIST / Fashion-MNIST models, with true or randomly permuted labels.
+
+Two named profiles (Adebayo et al. 2018, appendix "Data sets & Models"; ``../shared/REFERENCE.md``
+section 1 for the authors' code):
+
+* ``paper``: what the paper states, which is the classic TF "Deep MNIST" recipe: Adam (learning
+  rate 1e-4, batch 50) for 20,000 iterations on all 60,000 training images, weight decay 0.001
+  on the weights (every kernel, not the biases) of the CNN and the MLP.
+* ``original_code``: what ``src/train_cnn_models.py`` / ``train_mlp_models.py`` do: Adam 1e-4,
+  batch 50, 50 epochs on training images 5,000..59,999 (the first 5,000 are held out for
+  validation), L2 0.001 on the conv1, conv2 and fc1 kernels of the CNN, none for the MLP.
+
+Weight decay is an added loss term ``coefficient * sum(tf.nn.l2_loss(W)) = coefficient * sum(W**2) / 2``,
+as in the authors' code. Adam uses TF1's defaults (beta 0.9 / 0.999, epsilon 1e-8).
+
+**Random labels** (the paper's data randomization test, section 5): the training labels are
+permuted once with the seed (:func:`permute_labels`), then training runs epoch by epoch until
+the training accuracy (a full pass over the permuted training set, inference mode) exceeds
+``profile.stop_train_accuracy`` (95 %), or until ``profile.random_labels_max_epochs`` epochs;
+whether that cap was hit is reported, never hidden.
+
+Training is seeded (batch order of epoch ``e`` is drawn from ``(seed, e)``), shows a tqdm bar,
+writes a checkpoint (weights, Adam state, counters, history) atomically after every epoch and,
+when run again with the same checkpoint path, continues from it.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import time
+import weakref
+
+import numpy as np
+
+from tf_sanity.errors import SanityError, unknown_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A named training recipe.
+
+    Attributes:
+      name: the profile's name (part of the cache key).
+      learning_rate: Adam learning rate.
+      batch_size: examples per step.
+      steps: total optimizer steps with true labels; mutually exclusive with `epochs`.
+      epochs: total epochs with true labels.
+      holdout: the first `holdout` training images are held out (validation), not trained on.
+      weight_decay: coefficient of ``sum(tf.nn.l2_loss(kernel))`` added to the loss.
+      decay_layers: names of the layers whose kernels are decayed; None means every kernel.
+      random_labels_max_epochs: epoch cap of the random-label stopping rule.
+      stop_train_accuracy: the random-label stopping rule stops once training accuracy exceeds this.
+    """
+
+    name: str
+    learning_rate: float = 1e-4
+    batch_size: int = 50
+    steps: int | None = None
+    epochs: int | None = None
+    holdout: int = 0
+    weight_decay: float = 0.001
+    decay_layers: tuple | None = None
+    random_labels_max_epochs: int = 100
+    stop_train_accuracy: float = 0.95
+
+    def __post_init__(self):
+        if (self.steps is None) == (self.epochs is None):
+            raise SanityError(f"profile {self.name!r}: give exactly one of steps or epochs")
+
+
+PROFILES = {
+    "paper": Profile("paper", steps=20_000),
+    # The MLP has no conv1/conv2/fc1 layer, so it gets no weight decay, as in the authors' MLP script.
+    "original_code": Profile("original_code", epochs=50, holdout=5_000, decay_layers=("conv1", "conv2", "fc1")),
+}
+
+
+def get_profile(profile):
+    """Returns a :class:`Profile` from a name in :data:`PROFILES` or a Profile."""
+    if isinstance(profile, Profile):
+        return profile
+    if profile not in PROFILES:
+        raise unknown_name("profile", profile, PROFILES)
+    return PROFILES[profile]
+
+
+def configure_threads(threads=2):
+    """Limits TensorFlow to `threads` intra-op threads and one inter-op thread.
+
+    Must run before TensorFlow executes its first op; later calls are ignored with a log message.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        log.info("TensorFlow already initialized; thread counts left unchanged")
+
+
+def permute_labels(labels, seed):
+    """The data randomization test's labels: a seeded permutation of `labels`.
+
+    Every label count is preserved (it is a permutation); the pairing of images and labels is lost.
+    """
+    return np.random.default_rng([seed, 0x1abe1]).permutation(np.asarray(labels))
+
+
+@dataclasses.dataclass
+class Result:
+    """What one training run did.
+
+    Attributes:
+      train_accuracy: accuracy on the (possibly permuted) training labels it was trained on.
+      test_accuracy: accuracy on the true test labels.
+      validation_accuracy: accuracy on the held-out images (None if the profile holds none out).
+      training_time_s: wall time of the completed epochs (summed over sessions if resumed), seconds.
+      steps: optimizer steps done.
+      epochs: epochs begun (the last one may be partial under a step budget).
+      stopping: how training ended: ``rule``, ``reached`` and, for random labels, ``cap_epochs``
+        and ``cap_hit``.
+      resumed_from_epoch: the checkpoint epoch this run continued from (0: a fresh start).
+      history: per-epoch dicts (epoch, steps, loss, running accuracy, train accuracy if measured).
+    """
+
+    train_accuracy: float
+    test_accuracy: float
+    validation_accuracy: float | None
+    training_time_s: float
+    steps: int
+    epochs: int
+    stopping: dict
+    resumed_from_epoch: int
+    history: list
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _kernels(model, decay_layers):
+    """The kernels to decay: every layer's, or those of the layers named in `decay_layers`."""
+    return [layer.kernel for layer in model.layers
+            if getattr(layer, "kernel", None) is not None
+            and (decay_layers is None or layer.name in decay_layers)]
+
+
+_PREDICT = weakref.WeakKeyDictionary()  # model -> compiled argmax function
+
+
+def accuracy(model, images, labels, batch_size=1000):
+    """Top-1 accuracy of `model`'s logits on `images` (inference mode), batched."""
+    import tensorflow as tf
+
+    if model not in _PREDICT:
+        _PREDICT[model] = tf.function(
+            lambda x: tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32))
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        predicted = _PREDICT[model](tf.constant(images[start:start + batch_size]))
+        correct += int(np.sum(predicted.numpy() == labels[start:start + batch_size]))
+    return correct / max(len(images), 1)
+
+
+def _save_checkpoint(path, model, optimizer, state):
+    """Writes weights, optimizer variables and `state` to `path` atomically (tmp file + rename)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"o{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, state=np.array(json.dumps(state)), **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path, model, optimizer, fingerprint):
+    """Restores a checkpoint made for `fingerprint`; returns its state, or None to start afresh."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            state = json.loads(str(data["state"]))
+            if state.get("fingerprint") != fingerprint:
+                log.warning("ignoring checkpoint %s: it was made for another run", path)
+                return None
+            n_weights = len(model.get_weights())
+            model.set_weights([data[f"w{i}"] for i in range(n_weights)])
+            for i, variable in enumerate(optimizer.variables):
+                variable.assign(data[f"o{i}"])
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("ignoring unreadable checkpoint %s (%s)", path, e)
+        return None
+    return state
+
+
+def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoint_path=None,
+          progress=True, on_epoch_end=None):
+    """Trains `model` in place on `data` with `profile`; resumes from `checkpoint_path` if present.
+
+    Args:
+      model: a model from :mod:`tf_sanity.mnist_models` (images ``(n, 28, 28, 1)`` in [0, 1]
+        -> logits). Seed its construction yourself (``keras.utils.set_random_seed``).
+      data: a :class:`tf_sanity.datasets.Dataset` (or anything with x_train, y_train, x_test,
+        y_test and checksum attributes).
+      profile: a profile name from :data:`PROFILES` or a :class:`Profile`.
+      seed: seeds the batch order and the label permutation.
+      random_labels: train on :func:`permute_labels` of the training labels, with the
+        stopping rule described in the module docstring.
+      checkpoint_path: file written after every epoch; an existing one made for the same run
+        (model, profile, seed, labels, data) is continued from. None: no checkpoints.
+      progress: show a tqdm progress bar.
+      on_epoch_end: optional ``f(epoch, logs)`` called after each epoch's checkpoint is written.
+
+    Returns:
+      A :class:`Result`.
+    """
+    import keras
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    profile = get_profile(profile)
+    x_train, y_train = data.x_train[profile.holdout:], data.y_train[profile.holdout:]
+    x_val, y_val = data.x_train[:profile.holdout], data.y_train[:profile.holdout]
+    if random_labels:
+        y_train = permute_labels(y_train, seed)
+    y_train = np.asarray(y_train, np.int32)
+    batch = profile.batch_size
+    steps_per_epoch = len(x_train) // batch
+    if steps_per_epoch == 0:
+        raise SanityError(f"{len(x_train)} training images is less than one batch of {batch}")
+    if random_labels:
+        total_steps = profile.random_labels_max_epochs * steps_per_epoch
+    else:
+        total_steps = profile.steps if profile.steps is not None else profile.epochs * steps_per_epoch
+
+    optimizer = keras.optimizers.Adam(profile.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    optimizer.build(model.trainable_variables)
+    kernels = _kernels(model, profile.decay_layers)
+    decay = profile.weight_decay
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+            if kernels and decay:
+                loss += decay * tf.add_n([tf.nn.l2_loss(k) for k in kernels])
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32))
+        return loss, correct
+
+    fingerprint = dict(model=model.name, params=int(model.count_params()), profile=dataclasses.asdict(profile),
+                       seed=seed, random_labels=bool(random_labels), data=getattr(data, "checksum", None),
+                       n_train=len(x_train))
+    state = None
+    if checkpoint_path is not None:
+        state = _load_checkpoint(checkpoint_path, model, optimizer, fingerprint)
+    state = state or dict(fingerprint=fingerprint, epoch=0, step=0, elapsed_s=0.0, history=[], done=False,
+                          train_accuracy=None)
+    resumed_from = state["epoch"]
+
+    bar = tqdm(total=total_steps, initial=state["step"], disable=not progress, unit="step",
+               desc=f"{model.name}{' random labels' if random_labels else ''}", mininterval=1.0)
+    stop_reached = state["done"]
+    try:
+        while not stop_reached and state["step"] < total_steps:
+            session_start = time.perf_counter()
+            epoch = state["epoch"]
+            order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
+            n_steps = min(steps_per_epoch, total_steps - state["step"])
+            loss_sum, correct_sum = 0.0, 0
+            for i in range(n_steps):
+                idx = order[i * batch:(i + 1) * batch]
+                loss, correct = train_step(tf.constant(x_train[idx]), tf.constant(y_train[idx]))
+                loss_sum += float(loss)
+                correct_sum += int(correct)
+                bar.update(1)
+                if i % 50 == 49:
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / (i + 1):.3f}",
+                                    acc=f"{correct_sum / ((i + 1) * batch):.3f}", refresh=False)
+            logs = dict(epoch=epoch + 1, steps=state["step"] + n_steps, loss=loss_sum / n_steps,
+                        running_accuracy=correct_sum / (n_steps * batch))
+            if random_labels and logs["running_accuracy"] > profile.stop_train_accuracy - 0.05:
+                # The running accuracy lags the model; measure the real one only when it is close.
+                logs["train_accuracy"] = accuracy(model, x_train, y_train)
+                stop_reached = logs["train_accuracy"] > profile.stop_train_accuracy
+                if stop_reached:
+                    state["train_accuracy"] = logs["train_accuracy"]
+            state.update(epoch=epoch + 1, step=state["step"] + n_steps, done=stop_reached,
+                         elapsed_s=state["elapsed_s"] + time.perf_counter() - session_start)
+            state["history"].append(logs)
+            if checkpoint_path is not None:
+                _save_checkpoint(checkpoint_path, model, optimizer, state)
+            if progress:
+                measured = f", train accuracy {logs['train_accuracy']:.4f}" if "train_accuracy" in logs else ""
+                bar.write(f"epoch {logs['epoch']}: loss {logs['loss']:.4f}, "
+                          f"running accuracy {logs['running_accuracy']:.4f}{measured}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, logs)
+    finally:
+        bar.close()
+
+    train_acc = state["train_accuracy"] if stop_reached else None
+    if train_acc is None:
+        train_acc = accuracy(model, x_train, y_train)
+    if random_labels:
+        stopping = dict(rule=f"train accuracy > {profile.stop_train_accuracy}", reached=bool(stop_reached),
+                        cap_epochs=profile.random_labels_max_epochs, cap_hit=not stop_reached,
+                        epochs=state["epoch"])
+    else:
+        rule = f"{profile.steps} steps" if profile.steps is not None else f"{profile.epochs} epochs"
+        stopping = dict(rule=rule, reached=state["step"] >= total_steps, epochs=state["epoch"])
+    return Result(
+        train_accuracy=train_acc,
+        test_accuracy=accuracy(model, data.x_test, data.y_test),
+        validation_accuracy=accuracy(model, x_val, y_val) if len(x_val) else None,
+        training_time_s=state["elapsed_s"],
+        steps=state["step"], epochs=state["epoch"], stopping=stopping,
+        resumed_from_epoch=resumed_from, history=state["history"])
