@@ -15,3 +15,14 @@ def shared_data():
     if not path.is_dir():
         pytest.skip(f"no offline data at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def mnist_dataset(shared_data, tmp_path_factory):
+    """MNIST built with tfds from shared_data/mnist into a fresh folder (checksums on), loaded once.
+
+    Session-scoped because the tfds build and decode take ~30 s; tests must not modify its arrays.
+    """
+    from tf_sanity import datasets
+
+    return datasets.load("mnist", shared_data, tfds_dir=tmp_path_factory.mktemp("tfds"))
