@@ -17,6 +17,7 @@ on error. Nothing is cloned, so randomized weights (assigned in place) are seen 
 
 import contextlib
 import dataclasses
+import weakref
 from typing import Callable, Optional
 
 import keras
@@ -131,16 +132,39 @@ def leaf_layers(model):
     return out
 
 
+# obj -> {attr: value before `applied` patched it}, only while patched (see `unpatched`).
+_ORIGINALS = weakref.WeakKeyDictionary()
+
+
+def unpatched(obj, attr, default=None):
+    """``getattr(obj, attr, default)`` as it was before :func:`applied` patched it.
+
+    A rule that inspects other layers while a composite is being applied (e.g. whether a Dense
+    before a BatchNorm has a fused ReLU) sees earlier layers already patched; this gives it the
+    user's values. Outside :func:`applied` it is plain ``getattr``.
+    """
+    value = _ORIGINALS.get(obj, {}).get(attr, _Patcher._MISSING)
+    if value is _Patcher._MISSING:
+        return getattr(obj, attr, default)
+    return default if value is _Patcher._NOT_SET else value
+
+
 class _Patcher:
     """Remembers instance attributes it sets so they can be put back exactly."""
 
     _MISSING = object()
+    _NOT_SET = object()
 
     def __init__(self):
         self._saved = []
+        self._recorded = []
 
     def set(self, obj, attr, value):
         self._saved.append((obj, attr, obj.__dict__.get(attr, self._MISSING)))
+        originals = _ORIGINALS.setdefault(obj, {})
+        if attr not in originals:
+            originals[attr] = getattr(obj, attr, self._NOT_SET)
+            self._recorded.append((obj, attr))
         object.__setattr__(obj, attr, value) if attr == "call" else setattr(obj, attr, value)
 
     def restore(self):
@@ -150,6 +174,12 @@ class _Patcher:
             else:
                 setattr(obj, attr, old)
         self._saved.clear()
+        for obj, attr in self._recorded:
+            originals = _ORIGINALS.get(obj, {})
+            originals.pop(attr, None)
+            if not originals:
+                _ORIGINALS.pop(obj, None)
+        self._recorded.clear()
 
 
 def _with_layer_rule(layer, rule, call, activation):
