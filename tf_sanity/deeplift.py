@@ -1,0 +1,73 @@
+"""DeepLIFT with the rescale rule (Shrikumar et al. 2017), the method "When Explanations Lie" finds
+faithful to the later layers (Sixt, Granz & Landgraf, ICML 2020, Sec. 4.3, "Why DeepLIFT converges not").
+
+DeepLIFT propagates *multipliers* ``m = d(contribution) / d(delta x)`` of the target score relative
+to a reference input: linear layers (Dense, Conv, average pooling, BatchNorm at inference) pass them
+like the gradient; each ReLU multiplies by ``(relu(x) - relu(x_ref)) / (x - x_ref)`` (the rescale
+rule, Shrikumar et al. 2017, Sec. 3.5.1), or by the gradient ``relu'(x)`` where
+``|x - x_ref| <= 1e-7`` (the deeplift package's near-zero threshold). The attribution is
+``m_input * (x - reference)``. Max pooling passes the gradient (the deeplift package's default
+``MaxPoolDeepLiftMode.gradient``).
+
+Summation-to-delta: without max pooling, ``sum(attribution) = F(x) - F(reference)`` up to float
+error (``tests/test_deeplift.py``); max pooling's gradient makes it approximate.
+
+**The reference pass.** The rescale rule needs the reference's pre-activations at every ReLU.
+The model runs once on the batch ``[x; reference]`` (2n rows) inside one compiled function
+(:func:`tf_sanity.propagation.paired_function`); the output is seeded with ``[one-hot; 0]``, and
+:func:`rescale_relu`'s backward splits its input in halves, computes the multiplier from the
+two, and passes it to the first half (the reference half gets zero). The rule is only meaningful
+under that pairing, so it is not exposed through :mod:`tf_sanity.engine`'s unpaired functions.
+"""
+
+import functools
+
+import tensorflow as tf
+
+from tf_sanity.propagation import Backprop, method, strict_composite
+
+NEAR_ZERO = 1e-7
+
+
+def rescale_relu(activation):
+    """DeepLIFT's rescale rule for ReLU on a paired batch ``[x; reference]``.
+
+    Forward: ReLU. Backward: for the first half ``upstream * (relu(x) - relu(x_ref)) / (x - x_ref)``
+    (``relu'(x)`` where ``|x - x_ref| <= 1e-7``), zero for the reference half.
+    """
+    del activation  # ReLU, checked by tf_sanity.rules.applied
+
+    @tf.custom_gradient
+    def rescale(x):
+        y = tf.nn.relu(x)
+
+        def grad(upstream):
+            x_in, x_ref = tf.split(x, 2)
+            y_in, y_ref = tf.split(y, 2)
+            up_in, _ = tf.split(upstream, 2)
+            dx = x_in - x_ref
+            far = tf.abs(dx) > NEAR_ZERO
+            ratio = (y_in - y_ref) / tf.where(far, dx, tf.ones_like(dx))
+            multiplier = tf.where(far, ratio, tf.cast(x_in > 0, x.dtype))
+            return tf.concat([up_in * multiplier, tf.zeros_like(up_in)], 0)
+
+        return y, grad
+
+    return rescale
+
+
+@functools.lru_cache(maxsize=None)
+def rescale_composite():
+    """Rescale ReLUs, plain gradients elsewhere; unsupported layers raise a SanityError."""
+    return strict_composite("deeplift_rescale", relu=rescale_relu, rule_name="DeepLIFT rescale")
+
+
+@method("deeplift", "DeepLIFT Resc.")
+def deeplift(*, reference=0.0):
+    """DeepLIFT rescale: ``multipliers * (x - reference)``; sums to ``F(x) - F(reference)``.
+
+    Args:
+      reference: the reference input: a scalar (default 0, an all-zero image) or an array
+        broadcastable to the images (one reference for all, or one per image).
+    """
+    return Backprop(rescale_composite(), reference=reference)
