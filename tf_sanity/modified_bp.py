@@ -1,0 +1,88 @@
+"""DeConvNet and RectGrad: gradient-like methods that only change the backward pass of ReLUs.
+
+Two of the modified-backprop methods of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020,
+Sec. 3; settings in ``../shared/REFERENCE.md`` section 3). Every other layer passes the plain
+gradient; layers outside :func:`tf_sanity.propagation.layer_kind`'s list raise a ``SanityError``
+(a ReLU hidden in an unknown layer would otherwise be missed silently).
+
+* DeConvNet (Zeiler & Fergus 2014): a ReLU's backward is ``relu(upstream)``, whatever the forward
+  activation (:func:`tf_sanity.rules.deconvnet_relu`).
+* RectGrad (Kim et al. 2019, "Why are saliency maps noisy?", Eq. 4): a ReLU with output ``a`` passes
+  ``upstream`` only where the importance ``a * upstream`` exceeds ``tau``, the ``q``-th percentile of
+  the importances of that layer for that image: ``1[a * g > tau] * g`` (Sixt et al.'s
+  ``RectGradReverseReLULayer``, ``q = 98``). The percentile is taken per image over all units of the
+  layer, with numpy's default linear interpolation; Sixt et al.'s CSC code took it over the whole
+  batch of five tiled copies, which mixes the copies' thresholds.
+"""
+
+import functools
+
+import tensorflow as tf
+
+from tf_sanity import rules
+from tf_sanity.errors import SanityError
+from tf_sanity.propagation import Backprop, method, strict_composite
+
+
+@functools.lru_cache(maxsize=None)
+def deconvnet_composite():
+    return strict_composite("deconvnet", relu=rules.deconvnet_relu, rule_name="DeConvNet")
+
+
+@method("deconvnet", "DeConvNet")
+def deconvnet():
+    """DeConvNet (Zeiler & Fergus 2014): ReLUs pass ``relu(upstream)`` back, other layers the gradient."""
+    return Backprop(deconvnet_composite())
+
+
+def percentile_per_row(values, q):
+    """The `q`-th percentile of each row of ``values [B, N]`` (numpy's ``linear`` method) -> ``[B]``."""
+    n = tf.shape(values)[1]
+    ordered = tf.sort(values, axis=1)
+    position = tf.cast(n - 1, values.dtype) * (q / 100.0)
+    below = tf.cast(tf.floor(position), tf.int32)
+    above = tf.minimum(below + 1, n - 1)
+    frac = position - tf.cast(below, values.dtype)
+    low, high = ordered[:, below], ordered[:, above]
+    return low + (high - low) * frac
+
+
+def rectgrad_relu(q):
+    """RectGrad's ReLU rule for percentile `q`: backward ``1[a * g > tau] * g`` with ``a = relu(x)``."""
+
+    def rule(activation):
+        del activation
+
+        @tf.custom_gradient
+        def rectified(x):
+            a = tf.nn.relu(x)
+
+            def grad(upstream):
+                importance = a * upstream
+                flat = tf.reshape(importance, [tf.shape(importance)[0], -1])
+                tau = percentile_per_row(flat, q)
+                tau = tf.reshape(tau, [-1] + [1] * (len(importance.shape) - 1))
+                return tf.where(importance > tau, upstream, tf.zeros_like(upstream))
+
+            return a, grad
+
+        return rectified
+
+    return rule
+
+
+@functools.lru_cache(maxsize=None)
+def rectgrad_composite(q):
+    return strict_composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q), rule_name="RectGrad")
+
+
+@method("rectgrad", "RectGrad")
+def rectgrad(*, percentile=98.0):
+    """RectGrad (Kim et al. 2019): only units with importance above the percentile pass the gradient.
+
+    Args:
+      percentile: ``q`` in [0, 100]; the paper's code uses 98.
+    """
+    if not 0 <= percentile <= 100:
+        raise SanityError(f"percentile must lie in [0, 100], got {percentile}")
+    return Backprop(rectgrad_composite(float(percentile)))
