@@ -9,7 +9,7 @@
 from tf_sanity import metrics, postprocess, randomization, rules
 from tf_sanity.errors import SanityError
 from tf_sanity.methods import LABELS, METHODS, Method, explain, smoothgrad, vargrad
-from tf_sanity import deeplift, lrp, modified_bp, patterns  # registers Sixt et al. (2020)'s methods
+from tf_sanity import csc, deeplift, lrp, modified_bp, patterns  # registers Sixt et al. (2020)'s methods
 
 __all__ = ["explain", "METHODS", "LABELS", "Method", "smoothgrad", "vargrad", "metrics",
            "postprocess", "randomization", "rules", "SanityError"]
