@@ -191,6 +191,28 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
     return rows, claims
 
 
+def data_dir(config):
+    """The config's ``data_dir``, else ``$TF_SANITY_DATA_DIR``, else None (tfds downloads the data)."""
+    return getattr(config, "data_dir", "") or os.environ.get("TF_SANITY_DATA_DIR") or None
+
+
+def require_datasets(config, model_names):
+    """Fails fast, with what to provide, unless the datasets of `model_names` ("mnist-cnn", ...) are there."""
+    from tf_sanity import datasets
+    for name in sorted({m.rsplit("-", 1)[0] for m in model_names}):
+        datasets.prepare(name, data_dir(config))
+
+
+def method_settings(method, config):
+    """Settings for `method` from a config's ``ig_steps``, ``samples``, ``seed`` and ``batch_size``."""
+    settings = {"batch_size": getattr(config, "batch_size", 256)}
+    if "integrated_gradients" in method:
+        settings["steps"] = config.ig_steps
+    if method.endswith(("_sg", "_vg")):
+        settings.update(n=config.samples, seed=config.seed)
+    return settings
+
+
 def _strategy(preset):
     """The ``paper`` preset spreads work over all visible GPUs (MirroredStrategy) when there are several."""
     if preset != "paper":

@@ -17,12 +17,12 @@ Inception v3.
 """
 
 import dataclasses
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 import tf_sanity
+from experiments import common
 from experiments.common import Claim, mean_std
 from tf_sanity import metrics, randomization
 
@@ -70,14 +70,9 @@ PRESETS = {
 }
 
 
-def _data_dir(config):
-    return config.data_dir or os.environ.get("TF_SANITY_DATA_DIR") or None
-
 
 def requires(config):
-    from tf_sanity import datasets
-    for name in {m.rsplit("-", 1)[0] for m in config.models}:
-        datasets.prepare(name, _data_dir(config))
+    common.require_datasets(config, config.models)
 
 
 def _stages(config, model_name):
@@ -96,26 +91,19 @@ def _methods(config, model_name):
     return [m for m in config.methods if not (model_name.endswith("mlp") and "gradcam" in m)]
 
 
-def _settings(config, method):
-    settings = {"batch_size": config.batch_size}
-    if "integrated_gradients" in method:
-        settings["steps"] = config.ig_steps
-    if method.endswith(("_sg", "_vg")):
-        settings.update(n=config.samples, seed=config.seed)
-    return settings
-
 
 def _explain_all(config, model, model_name, x, targets):
-    return {m: tf_sanity.explain(model, x, m, targets, **_settings(config, m)) for m in _methods(config, model_name)}
+    return {m: tf_sanity.explain(model, x, m, targets, **common.method_settings(m, config))
+            for m in _methods(config, model_name)}
 
 
 def _setup(config, model_name, context):
     """Loads the model and data once per run and computes the trained model's masks."""
     if model_name not in context:
         from tf_sanity import datasets, zoo
-        data = datasets.load(model_name.rsplit("-", 1)[0], _data_dir(config))
+        data = datasets.load(model_name.rsplit("-", 1)[0], common.data_dir(config))
         model = zoo.trained_model(model_name, profile=config.profile, seed=config.seed,
-                                  data_dir=_data_dir(config))
+                                  data_dir=common.data_dir(config))
         x = data.x_test[:config.images]
         targets = (data.y_test[:config.images] if config.target == "label"
                    else model.predict(x, verbose=0).argmax(-1))

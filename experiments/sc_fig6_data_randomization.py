@@ -8,12 +8,12 @@ test labels for both models.
 """
 
 import dataclasses
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 import tf_sanity
+from experiments import common
 from experiments.common import Claim, mean_std
 from experiments.sc_cascading_mnist import compare
 from tf_sanity import visualize
@@ -43,14 +43,9 @@ class Config:
 PRESETS = {"quick": Config(), "paper": Config(images=200, ig_steps=50, samples=50)}
 
 
-def _data_dir(config):
-    return config.data_dir or os.environ.get("TF_SANITY_DATA_DIR") or None
-
 
 def requires(config):
-    from tf_sanity import datasets
-    for name in {m.rsplit("-", 1)[0] for m in config.models}:
-        datasets.prepare(name, _data_dir(config))
+    common.require_datasets(config, config.models)
 
 
 def units(config):
@@ -62,20 +57,15 @@ def _methods(config, model_name):
 
 
 def _explain(config, model, method, x, targets):
-    settings = {"batch_size": config.batch_size}
-    if "integrated_gradients" in method:
-        settings["steps"] = config.ig_steps
-    if method.endswith(("_sg", "_vg")):
-        settings.update(n=config.samples, seed=config.seed)
-    return tf_sanity.explain(model, x, method, targets, **settings)
+    return tf_sanity.explain(model, x, method, targets, **common.method_settings(method, config))
 
 
 def compute(config, unit, context):
     from tf_sanity import datasets, zoo
-    data = datasets.load(unit.rsplit("-", 1)[0], _data_dir(config))
+    data = datasets.load(unit.rsplit("-", 1)[0], common.data_dir(config))
     x, targets = data.x_test[:config.images], data.y_test[:config.images]
     models = {labels: zoo.trained_model(unit, profile=config.profile, seed=config.seed, random_labels=labels == "random",
-                                        data_dir=_data_dir(config)) for labels in ("true", "random")}
+                                        data_dir=common.data_dir(config)) for labels in ("true", "random")}
     rows, arrays = [], {"x": x[:config.shown]}
     for method in _methods(config, unit):
         masks = {labels: _explain(config, model, method, x, targets) for labels, model in models.items()}

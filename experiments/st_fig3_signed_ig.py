@@ -7,12 +7,12 @@ min-max scaled; under each map, the sum of the raw IG, which approximates F(x) -
 """
 
 import dataclasses
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 import tf_sanity
+from experiments import common
 from experiments.common import Claim
 from tf_sanity import methods, randomization, visualize
 
@@ -35,13 +35,9 @@ class Config:
 PRESETS = {"quick": Config(), "paper": Config(images=6, ig_steps=300)}
 
 
-def _data_dir(config):
-    return config.data_dir or os.environ.get("TF_SANITY_DATA_DIR") or None
-
 
 def requires(config):
-    from tf_sanity import datasets
-    datasets.prepare(config.model.rsplit("-", 1)[0], _data_dir(config))
+    common.require_datasets(config, (config.model,))
 
 
 def units(config):
@@ -50,9 +46,9 @@ def units(config):
 
 def compute(config, unit, context):
     from tf_sanity import datasets, zoo
-    data = datasets.load(config.model.rsplit("-", 1)[0], _data_dir(config))
+    data = datasets.load(config.model.rsplit("-", 1)[0], common.data_dir(config))
     x, targets = data.x_test[:config.images], data.y_test[:config.images]
-    model = zoo.trained_model(config.model, profile=config.profile, seed=config.seed, data_dir=_data_dir(config))
+    model = zoo.trained_model(config.model, profile=config.profile, seed=config.seed, data_dir=common.data_dir(config))
     rows, arrays = [], {"x": x}
 
     def explain(stage, m):

@@ -8,11 +8,11 @@ variant, U(-1, 1)) for real MNIST test images and report the mean with a bootstr
 """
 
 import dataclasses
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from experiments import common
 from experiments.common import Claim
 from tf_sanity import metrics
 
@@ -33,13 +33,9 @@ class Config:
 PRESETS = {"quick": Config(), "paper": Config(images=1000, draws=50)}
 
 
-def _data_dir(config):
-    return config.data_dir or os.environ.get("TF_SANITY_DATA_DIR") or None
-
 
 def requires(config):
-    from tf_sanity import datasets
-    datasets.prepare("mnist", _data_dir(config))
+    common.require_datasets(config, ("mnist-cnn",))
 
 
 def units(config):
@@ -49,7 +45,7 @@ def units(config):
 def compute(config, unit, context):
     from tf_sanity import datasets
     if "x" not in context:
-        context["x"] = datasets.load("mnist", _data_dir(config)).x_test[:config.images]
+        context["x"] = datasets.load("mnist", common.data_dir(config)).x_test[:config.images]
     x = context["x"]
     rng = np.random.default_rng([config.seed, len(unit)])
     draw = (lambda shape: rng.standard_normal(shape)) if unit == "normal" else (lambda shape: rng.uniform(-1, 1, shape))
