@@ -21,7 +21,7 @@ def _deep_random_net():
 
 
 def test_modified_backprop_converges_and_deeplift_and_gradient_do_not():
-    # Sixt et al. (2020), Sec. 5.1 / Fig. 3, on a random network.
+    # Sixt et al. (2020)'s CSC on a random network.
     model = _deep_random_net()
     x = tiny_nets.images(3, (8, 8, 3))
     lowest = {}

@@ -1,7 +1,7 @@
 """Cosine similarity convergence and the sanity checks of "When Explanations Lie" (Sixt, Granz &
 Landgraf, ICML 2020), with the settings of their code (``../shared/REFERENCE.md`` section 3).
 
-**CSC** (Sec. 5.1, Fig. 3): for a layer ``L`` and each image, the signal at ``L``'s input (the output
+**CSC**: for a layer ``L`` and each image, the signal at ``L``'s input (the output
 of the layer below, which is where the authors' code sets it) is replaced by ``n_vectors = 5``
 random ``N(0, 1)`` tensors, and each is propagated down with the method's backward rules
 (:data:`tf_sanity.propagation.BACKPROPS`). At every lower layer ``l`` (its output; ``"input"`` is the
@@ -16,10 +16,10 @@ the median ``|cos|`` of independent Gaussian vectors with as many channels (abou
 ``|cos| -> 1`` (the paper: > 0.99 for all modified-backprop methods but DeepLIFT and LRP-z). A layer
 with one channel (a grey image) has ``|cos| = 1`` by construction and is left out by default.
 
-**Random-logit check** (Sec. 5.2): explain the target and another class drawn uniformly from the
+**Random-logit check**: explain the target and another class drawn uniformly from the
 rest, and compare with :func:`ssim_flipped`.
 
-**Cascading check** (Sec. 5.2, Fig. 4): randomize the layers from the top down, cumulatively, with
+**Cascading check**: randomize the layers from the top down, cumulatively, with
 fresh weights drawn from each layer's own initializer (the authors copied the weights of a newly
 initialized model, BatchNorm statistics included: :data:`FRESH_WEIGHTS`), and compare each
 stage's explanation of the original target with the trained model's by :func:`ssim_flipped`.

@@ -1,5 +1,5 @@
 """DeepLIFT with the rescale rule (Shrikumar et al. 2017), the method "When Explanations Lie" finds
-faithful to the later layers (Sixt, Granz & Landgraf, ICML 2020, Sec. 4.3, "Why DeepLIFT converges not").
+faithful to the later layers (Sixt, Granz & Landgraf, ICML 2020).
 
 DeepLIFT propagates *multipliers* ``m = d(contribution) / d(delta x)`` of the target score relative
 to a reference input: linear layers (Dense, Conv, average pooling, BatchNorm at inference) pass them

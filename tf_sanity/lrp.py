@@ -1,7 +1,7 @@
 """Layer-wise relevance propagation and Deep Taylor decomposition as backward rules.
 
-The LRP family of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020, Sec. 3, with the
-settings of their code, ``../shared/REFERENCE.md`` section 3): LRP-z, LRP-epsilon, LRP-alpha-beta
+The LRP family of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020, with the settings
+of their code, ``../shared/REFERENCE.md`` section 3): LRP-z, LRP-epsilon, LRP-alpha-beta
 (alpha1beta0, alpha2beta1, alpha5beta4), the composite presets A and B, DeepTaylor with the z+ rule
 and the bounded zB rule for the first layer.
 
@@ -10,14 +10,14 @@ For a layer with input ``x``, (canonized, see :mod:`tf_sanity.propagation`) affi
 rules send to input ``i``:
 
 ==================  ================================================================================
-LRP-z               ``R_i = sum_j z_ij / z_j R_j`` (Bach et al. 2015, Eq. 56)
-LRP-epsilon         ``R_i = sum_j z_ij / (z_j + eps sign(z_j)) R_j``, ``sign(0) = +1`` (Eq. 58)
+LRP-z               ``R_i = sum_j z_ij / z_j R_j`` (Bach et al. 2015)
+LRP-epsilon         ``R_i = sum_j z_ij / (z_j + eps sign(z_j)) R_j``, ``sign(0) = +1`` (Bach et al. 2015)
 LRP-alpha-beta      ``R_i = sum_j (alpha z_ij^+ / z_j^+ - beta z_ij^- / z_j^-) R_j``, ``alpha - beta = 1``,
-                    ``z_j^+ = sum_i z_ij^+ (+ b_j^+)``, ``z_j^- = sum_i z_ij^- (+ b_j^-)`` (Eq. 60)
+                    ``z_j^+ = sum_i z_ij^+ (+ b_j^+)``, ``z_j^- = sum_i z_ij^- (+ b_j^-)`` (Bach et al. 2015)
 z+ (DeepTaylor)     ``R_i = sum_j x_i w_ij^+ / sum_i' x_i' w_i'j^+ R_j``, bias ignored; for ``x >= 0``
-                    (Montavon et al. 2017, Sec. 4.1)
+                    (Montavon et al. 2017)
 zB (DeepTaylor)     ``R_i = sum_j (x_i w_ij - l_i w_ij^+ - h_i w_ij^-) / sum_i' (...) R_j`` for inputs in
-                    ``[l, h]``, bias ignored (Montavon et al. 2017, Sec. 4.2); first layer only
+                    ``[l, h]``, bias ignored (Montavon et al. 2017); first layer only
 ==================  ================================================================================
 
 A zero denominator gives zero relevance (innvestigate's ``SafeDivide``). Relevance passes ReLUs
@@ -28,7 +28,7 @@ to it), and the output is seeded with the target's score (logit). Layers without
 
 Differences from innvestigate (the paper's implementation): with ``bias=True`` (the default, as
 innvestigate's ``LRPAlpha1Beta0`` etc.) the alpha-beta rule adds ``b^+`` to ``z^+`` and ``b^-`` to
-``z^-`` (Bach et al.'s Eq. 60); innvestigate adds the whole bias to both. The z+ rule is
+``z^-`` (Bach et al. 2015); innvestigate adds the whole bias to both. The z+ rule is
 innvestigate's ``ZPlusFastRule`` (``x w^+``), which its DeepTaylor uses.
 
 Identities tested in ``tests/test_lrp.py``: LRP-z equals gradient x input on ReLU networks (with or
@@ -60,7 +60,7 @@ def _redistribute(affine, x, kernel, s):
 
 
 class ZRule(AffineRule):
-    """LRP-z: ``R_i = sum_j z_ij / z_j R_j`` (Bach et al. 2015, Eq. 56)."""
+    """LRP-z: ``R_i = sum_j z_ij / z_j R_j`` (Bach et al. 2015)."""
 
     name = "LRP-z"
 
@@ -74,7 +74,7 @@ class ZRule(AffineRule):
 
 
 class EpsilonRule(ZRule):
-    """LRP-epsilon: ``z_j`` stabilized to ``z_j + eps * sign(z_j)``, ``sign(0) = +1`` (Eq. 58)."""
+    """LRP-epsilon: ``z_j`` stabilized to ``z_j + eps * sign(z_j)``, ``sign(0) = +1`` (Bach et al. 2015)."""
 
     def __init__(self, epsilon):
         self.epsilon = epsilon
@@ -85,7 +85,7 @@ class EpsilonRule(ZRule):
 
 
 class AlphaBetaRule(AffineRule):
-    """LRP-alpha-beta: positive and negative contributions normalized separately (Eq. 60).
+    """LRP-alpha-beta: positive and negative contributions normalized separately (Bach et al. 2015).
 
     Args:
       alpha, beta: weights of the positive and negative parts, ``alpha - beta = 1``.
@@ -121,7 +121,7 @@ class ZPlusRule(AffineRule):
     """z+ rule of Deep Taylor decomposition: ``R_i = sum_j x_i w_ij^+ / sum_i' x_i' w_i'j^+ R_j``.
 
     Bias ignored; meant for non-negative inputs (after a ReLU), where it equals alpha1beta0 without
-    bias (Montavon et al. 2017, Sec. 4.1).
+    bias (Montavon et al. 2017).
     """
 
     name = "z+"
@@ -133,7 +133,7 @@ class ZPlusRule(AffineRule):
 
 
 class ZBRule(AffineRule):
-    """zB rule for inputs bounded by ``low <= x <= high`` (Montavon et al. 2017, Sec. 4.2).
+    """zB rule for inputs bounded by ``low <= x <= high`` (Montavon et al. 2017).
 
     ``R_i = sum_j (x_i w_ij - l_i w_ij^+ - h_i w_ij^-) / sum_i' (x_i' w_i'j - l_i' w_i'j^+ - h_i' w_i'j^-) R_j``.
     """
@@ -243,7 +243,7 @@ def lrp_epsilon(*, epsilon=1e-7):
 
 @method("lrp_alpha_beta", "LRP alpha-beta")
 def lrp_alpha_beta(*, alpha=1.0, beta=0.0, bias=True):
-    """LRP-alpha-beta on every Dense/Conv layer (Sixt et al. 2020, Sec. 3; Bach et al. 2015, Eq. 60).
+    """LRP-alpha-beta on every Dense/Conv layer (Sixt et al. 2020; Bach et al. 2015).
 
     Args:
       alpha, beta: ``alpha - beta = 1``, ``beta >= 0``.
@@ -256,7 +256,7 @@ def _fixed_alpha_beta(name, alpha, beta):
     def make(*, bias=True):
         return _relevance(alpha_beta_composite(float(alpha), float(beta), bool(bias)))
 
-    make.__doc__ = (f"LRP-alpha{alpha}beta{beta} on every Dense/Conv layer (Sixt et al. 2020, Sec. 3).\n\n"
+    make.__doc__ = (f"LRP-alpha{alpha}beta{beta} on every Dense/Conv layer (Sixt et al. 2020).\n\n"
                     f"    Args:\n      bias: include the bias's positive / negative part in z^+ / z^-.\n")
     return method(name, f"LRP α{alpha}β{beta}")(make)
 
@@ -291,7 +291,7 @@ def deep_taylor():
 def deep_taylor_bounded(*, low=None, high=None):
     """Deep Taylor decomposition, zB on the first layer(s), z+ above (``deep_taylor.bounded``).
 
-    The paper's "DTD" (Sixt et al. 2020, Sec. 3), with the bounds of the input domain.
+    The paper's "DTD" (Sixt et al. 2020), with the bounds of the input domain.
 
     Args:
       low, high: scalar bounds of every input value (e.g. 0 and 1 for MNIST in [0, 1], -1 and 1

@@ -1,13 +1,13 @@
 """DeConvNet and RectGrad: gradient-like methods that only change the backward pass of ReLUs.
 
-Two of the modified-backprop methods of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020,
-Sec. 3; settings in ``../shared/REFERENCE.md`` section 3). Every other layer passes the plain
+Two of the modified-backprop methods of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020;
+settings in ``../shared/REFERENCE.md`` section 3). Every other layer passes the plain
 gradient; layers outside :func:`tf_sanity.propagation.layer_kind`'s list raise a ``SanityError``
 (a ReLU hidden in an unknown layer would otherwise be missed silently).
 
 * DeConvNet (Zeiler & Fergus 2014): a ReLU's backward is ``relu(upstream)``, whatever the forward
   activation (:func:`tf_sanity.rules.deconvnet_relu`).
-* RectGrad (Kim et al. 2019, "Why are saliency maps noisy?", Eq. 4): a ReLU with output ``a`` passes
+* RectGrad (Kim et al. 2019, "Why are saliency maps noisy?"): a ReLU with output ``a`` passes
   ``upstream`` only where the importance ``a * upstream`` exceeds ``tau``, the ``q``-th percentile of
   the importances of that layer for that image: ``1[a * g > tau] * g`` (Sixt et al.'s
   ``RectGradReverseReLULayer``, ``q = 98``). The percentile is taken per image over all units of the

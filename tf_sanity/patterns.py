@@ -1,9 +1,9 @@
 """PatternNet and PatternAttribution (Kindermans et al. 2018, "Learning how to explain neural
-networks"), two of the modified-backprop methods of "When Explanations Lie" (Sixt et al. 2020, Sec. 3).
+networks"), two of the modified-backprop methods of "When Explanations Lie" (Sixt et al. 2020).
 
 **Patterns.** For a layer with (canonized, BatchNorm folded) output ``y_j = w_j^T x + b_j``, the
 pattern ``a_j`` is the direction of the *signal* in ``x`` that ``y_j`` measures. The two-component
-signal estimator for a ReLU layer (Kindermans et al., Sec. 4, ``S_a+-``) uses only the points where
+signal estimator for a ReLU layer (Kindermans et al., ``S_a+-``) uses only the points where
 the ReLU is active (``y_j > 0``; the negative regime is blocked by the ReLU)::
 
     a_j = (E+[x y_j] - E+[x] E+[y_j]) / (w_j^T E+[x y_j] - w_j^T E+[x] E+[y_j])
@@ -19,8 +19,8 @@ padding or dilation is handled exactly by the layer's own convolution.
 not folded) in an otherwise plain gradient pass, ReLU gradients included, seeded with the target
 score (innvestigate's default head mapping):
 
-* PatternNet: weights -> patterns ``A`` (the signal, Kindermans et al., Sec. 5);
-* PatternAttribution: weights -> ``W * A`` element-wise (the attribution, Sec. 5).
+* PatternNet: weights -> patterns ``A`` (the signal);
+* PatternAttribution: weights -> ``W * A`` element-wise (the attribution).
 
 Patterns are fixed arrays: explaining a model whose weights were randomized in place (cascading
 randomization) keeps the patterns fitted to the trained model, as Sixt et al. did with
@@ -100,7 +100,7 @@ def _statistics_function(model, layers):
 
 
 def fit_patterns(model, images, *, batch_size=128):
-    """Estimates the patterns of `model`'s layers from (training) `images` (Kindermans et al., Sec. 4).
+    """Estimates the patterns of `model`'s layers from (training) `images` (Kindermans et al. 2018).
 
     Args:
       model: a built Keras ReLU network (logits output).

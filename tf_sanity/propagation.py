@@ -2,7 +2,7 @@
 is propagated from the output, or from a chosen layer, down to the input.
 
 This module is the shared ground of the methods of "When Explanations Lie" (Sixt, Granz & Landgraf,
-ICML 2020, Sec. 3): LRP and DeepTaylor (:mod:`tf_sanity.lrp`), DeepLIFT
+ICML 2020): LRP and DeepTaylor (:mod:`tf_sanity.lrp`), DeepLIFT
 (:mod:`tf_sanity.deeplift`), DeConvNet and RectGrad (:mod:`tf_sanity.modified_bp`), PatternNet and
 PatternAttribution (:mod:`tf_sanity.patterns`) and the cosine similarity convergence
 (:mod:`tf_sanity.csc`). All of them are :class:`tf_sanity.rules.Composite` objects, applied by the
@@ -159,7 +159,7 @@ def layer_kind(layer):
 def is_first_layer(layer):
     """Whether `layer` sees the model input, reached through shape-only layers (Flatten, ...) only.
 
-    DeepTaylor's bounded zB rule applies to these layers (Montavon et al. 2017, Sec. 4.2). The walk
+    DeepTaylor's bounded zB rule applies to these layers (Montavon et al. 2017, bounded input domain). The walk
     stays inside the layer's own (innermost) model graph.
     """
     frontier = [layer]
