@@ -1,7 +1,8 @@
 """Seconds per image of every saliency method on TF-slim Inception v3 (299 x 299), CPU and GPU.
 
-Runs each method of ``tf_sanity.METHODS`` (GradCAM on ``Mixed_7c``) on test-bed images, with the
-original code's settings by default (IG ``steps=50``, SmoothGrad / VarGrad ``n=50``), on the CPU
+Runs each method of ``tf_sanity.METHODS`` (GradCAM on ``Mixed_7c``; DeepTaylor-bounded with the
+input range ``low=-1, high=1``; PatternNet/-Attribution with patterns fitted, untimed, on the benchmark
+images) on test-bed images, with the original code's settings by default (IG ``steps=50``, SmoothGrad / VarGrad ``n=50``), on the CPU
 and, when ``tf.config.list_physical_devices('GPU')`` finds one, on the GPU (a separate model per
 device, so each compiled function is placed on its device).
 
@@ -42,11 +43,14 @@ def passes_per_image(name, steps, samples):
     base, _, wrapper = name.rpartition("_")
     if wrapper in ("sg", "vg") and base in tf_sanity.METHODS:
         return samples * passes_per_image(base, steps, samples)
-    return steps if name == "integrated_gradients" else BASE_PASSES[name]
+    if name == "integrated_gradients":
+        return steps
+    return BASE_PASSES.get(name, 1)  # modified-backprop methods (LRP, DeepLIFT, ...): one pass
 
 
-def settings_for(method, steps, samples, batch_size):
-    wanted = {"steps": steps, "n": samples, "batch_size": batch_size, "layer": "Mixed_7c"}
+def settings_for(method, steps, samples, batch_size, patterns=None):
+    wanted = {"steps": steps, "n": samples, "batch_size": batch_size, "layer": "Mixed_7c",
+              "low": -1.0, "high": 1.0, "patterns": patterns}
     return {k: v for k, v in wanted.items() if k in method.settings}
 
 
@@ -64,6 +68,10 @@ def bench_device(device, args, images, targets):
         per_pass = (time.perf_counter() - start) / (args.repeat * args.batch_size)
         print(f"\n[{device}] one forward+backward pass: {per_pass:.4f} s/image "
               f"(batch {args.batch_size})")
+        patterns = None
+        if any("patterns" in tf_sanity.METHODS[name].settings for name in args.methods):
+            # PatternNet/-Attribution: fitted (untimed) on the benchmark images, enough to time them.
+            patterns = tf_sanity.patterns.fit_patterns(model, images, batch_size=args.batch_size)
         print(f"{'method':28s} {'passes/img':>10s} {'s/image':>10s} {'vs passes x pass':>17s}")
         for name in args.methods:
             method = tf_sanity.METHODS[name]
@@ -71,9 +79,9 @@ def bench_device(device, args, images, targets):
             if passes > args.max_passes:
                 print(f"{name:28s} {passes:10d} {passes * per_pass:10.3f} {'est.':>17s}")
                 continue
-            warm = settings_for(method, 1, 1, args.batch_size)  # compile outside the timing
+            warm = settings_for(method, 1, 1, args.batch_size, patterns)  # compile outside the timing
             tf_sanity.explain(model, images[:1], name, targets[:1], **warm)
-            settings = settings_for(method, args.steps, args.samples, args.batch_size)
+            settings = settings_for(method, args.steps, args.samples, args.batch_size, patterns)
             start = time.perf_counter()
             tf_sanity.explain(model, images, name, targets, **settings)
             seconds = (time.perf_counter() - start) / len(images)
