@@ -12,6 +12,10 @@ EXPERIMENTS = {
     "st_nz_plateau": "experiments.st_nz_plateau",
     "sc_fig6_data_randomization": "experiments.sc_fig6_data_randomization",
     "st_fig3_signed_ig": "experiments.st_fig3_signed_ig",
+    "sc_fig7_conv_sumpool": "experiments.sc_fig7_conv_sumpool",
+    "sc_fig19_input_times_random": "experiments.sc_fig19_input_times_random",
+    "sc_linear_model": "experiments.sc_linear_model",
+    "sc_calibration": "experiments.sc_calibration",
 }
 
 
