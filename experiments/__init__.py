@@ -16,6 +16,8 @@ EXPERIMENTS = {
     "sc_fig19_input_times_random": "experiments.sc_fig19_input_times_random",
     "sc_linear_model": "experiments.sc_linear_model",
     "sc_calibration": "experiments.sc_calibration",
+    "sc_fig1_edge_detectors": "experiments.sc_fig1_edge_detectors",
+    "sc_inception_randomization": "experiments.sc_inception_randomization",
 }
 
 

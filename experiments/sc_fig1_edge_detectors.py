@@ -1,0 +1,215 @@
+"""Sanity Checks (Adebayo et al. 2018), Fig. 1: saliency maps of Inception v3 next to edge detectors.
+
+Fig. 1 shows, for ImageNet inputs, the masks of Gradient, SmoothGrad, Guided Backprop, Guided GradCAM,
+Integrated Gradients, IG-SmoothGrad and Gradient x Input of the trained Inception v3 beside the output
+of an edge detector, which needs neither model nor data, and notes that "the methods that are most
+similar to an edge detector, i.e., Guided Backprop and its variants, show minimal sensitivity to our
+randomization tests".
+
+Edge detectors (skimage: Sobel, Prewitt, Roberts, Canny) run on the grey-scale image in [0, 1] and
+need nothing else. The saliency masks need the real TF-slim checkpoint (config ``checkpoint`` or
+``$TF_SANITY_INCEPTION_CKPT``); :func:`requires` stops with what to provide when it is missing, unless
+``methods=()`` asks for the edge detectors alone. Each mask is compared with the Sobel magnitude
+(Spearman of the absolute mask, the paper's main metric, and HOG similarity), as is a Gaussian random
+mask (the floor). Targets: the model's predicted class (the original code's choice) or the label.
+"""
+
+import dataclasses
+
+import matplotlib.pyplot as plt
+import numpy as np
+import skimage.feature
+import skimage.filters
+
+import tf_sanity
+from experiments import common, imagenet_inputs
+from experiments.common import Claim, mean_std
+from tf_sanity import metrics, visualize
+
+NAME = "sc_fig1_edge_detectors"
+TITLE = "Sanity Checks Fig. 1: saliency maps of Inception v3 next to edge detectors"
+ARRAYS = True
+
+METHODS = ("gradient", "gradient_sg", "guided_backprop", "guided_gradcam", "integrated_gradients",
+           "integrated_gradients_sg", "gradient_x_input")
+DETECTORS = ("sobel", "prewitt", "roberts", "canny")
+SIMILARITIES = {
+    "spearman_abs_to_sobel": lambda m, s: metrics.spearman(m, s, absolute=True),
+    "hog_to_sobel": lambda m, s: metrics.hog_similarity(m, s, absolute=True),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of one run.
+
+    Attributes:
+      subset: test-bed folder prefix (the paper's demo images: corn, junco, terriers, speedboat).
+      images: how many of them; size: model input side; central_fraction: 1.0 resizes the whole image.
+      methods: saliency methods (need `checkpoint`); () = edge detectors only.
+      gradcam_layer: GradCAM's layer (the original code: Mixed_7c).
+      target: ``"prediction"`` (the model's argmax, the original code) or ``"label"``.
+      checkpoint: TF-slim inception_v3.ckpt; '' = ``$TF_SANITY_INCEPTION_CKPT``.
+    """
+
+    subset: str = "paper_demo/"
+    images: int = 3
+    size: int = 299
+    central_fraction: float = 1.0
+    methods: tuple = METHODS
+    detectors: tuple = DETECTORS
+    canny_sigma: float = 2.0
+    gradcam_layer: str = "Mixed_7c"
+    target: str = "prediction"
+    ig_steps: int = 20
+    samples: int = 10
+    checkpoint: str = ""
+    seed: int = 0
+    data_dir: str = ""
+    batch_size: int = 16
+
+
+PRESETS = {"quick": Config(), "paper": Config(images=5, ig_steps=50, samples=50)}
+
+
+def requires(config):
+    imagenet_inputs.folder(config)
+    if config.methods:
+        imagenet_inputs.require_checkpoint(config)
+
+
+def units(config):
+    # edge-only runs get their own unit names, so a later run with methods never reuses them
+    return [f"{'saliency' if config.methods else 'edges'}/image{i}" for i in range(config.images)]
+
+
+def edge_maps(gray, config):
+    """Edge detector outputs of a grey image ``[H, W]`` in [0, 1]."""
+    out = {}
+    for name in config.detectors:
+        if name == "canny":
+            out[name] = skimage.feature.canny(gray, sigma=config.canny_sigma).astype(np.float64)
+        else:
+            out[name] = getattr(skimage.filters, name)(gray)
+    return out
+
+
+def _settings(method, config):
+    settings = common.method_settings(method, config)
+    if "gradcam" in method:
+        settings["layer"] = config.gradcam_layer
+    return settings
+
+
+def _setup(config, context):
+    if "x" not in context:
+        chosen, x, labels = imagenet_inputs.load(config, config.subset, config.images, config.size,
+                                                 config.central_fraction)
+        context.update(x=x, labels=labels, names=[r.path.name for r in chosen])
+        if config.methods:
+            model, logits = imagenet_inputs.load_inception(config, x, labels)
+            from slim_models import imagenet
+            context["model"] = model
+            context["targets"] = (logits.argmax(-1) if config.target == "prediction"
+                                  else imagenet.to_slim_index(labels))
+    return context
+
+
+def compute(config, unit, context):
+    ctx = _setup(config, context)
+    i = int(unit.split("/image")[1])
+    x = ctx["x"][i:i + 1]
+    gray = (imagenet_inputs.grayscale(x)[0, ..., 0] + 1) / 2
+    edges = edge_maps(gray, config)
+    base = dict(image=i, file=ctx["names"][i], reference="sobel")
+    arrays = {"x": x[0], **{f"edge/{k}": v for k, v in edges.items()}}
+    compared = {k: v for k, v in edges.items() if k != "sobel"}
+    compared["random"] = metrics.random_mask(gray.shape, "gaussian", seed=[config.seed, i])
+    if config.methods:
+        for method in config.methods:
+            mask = tf_sanity.explain(ctx["model"], x, method, ctx["targets"][i:i + 1], **_settings(method, config))[0]
+            compared[method] = arrays[f"mask/{method}"] = mask
+    rows = []
+    for name, mask in compared.items():
+        # an RGB mask meets the Sobel map copied to its channels, so both get the same normalization
+        sobel = np.broadcast_to(edges["sobel"][..., None], mask.shape) if mask.ndim == 3 else edges["sobel"]
+        for metric, fn in SIMILARITIES.items():
+            rows.append(dict(base, method=name, kind="method" if name in config.methods else "reference",
+                             metric=metric, value=float(fn(mask, sobel)), target=config.target,
+                             ig_steps=config.ig_steps, samples=config.samples))
+    return rows, arrays
+
+
+def plot(rows, config, arrays):
+    figs = {}
+    shown = [u for u in units(config) if u in arrays]
+    if shown:
+        columns = [("input", "x")] + [(tf_sanity.LABELS[m], f"mask/{m}") for m in config.methods] \
+            + [(f"edge detector\n({d})", f"edge/{d}") for d in config.detectors]
+        fig, axes = plt.subplots(len(shown), len(columns), squeeze=False,
+                                 figsize=(1.25 * len(columns), 1.35 * len(shown) + 0.5))
+        for r, unit in enumerate(shown):
+            for c, (title, key) in enumerate(columns):
+                ax, a = axes[r, c], arrays[unit].get(key)
+                if key == "x":
+                    ax.imshow((a + 1) / 2)
+                elif key.startswith("edge/"):
+                    ax.imshow(a, cmap="gray")
+                elif a is not None:
+                    visualize.show(ax, a, "abs")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(title, fontsize=7)
+        fig.suptitle("Inception v3 saliency masks (absolute value) and edge detectors" if config.methods
+                     else "edge detectors (saliency masks need the Inception v3 checkpoint)", fontsize=8)
+        fig.tight_layout()
+        figs["masks"] = fig
+    stats = mean_std(rows, by=("method", "metric"))
+    names = [m for m in tuple(config.methods) + tuple(d for d in config.detectors if d != "sobel") + ("random",)
+             if (m, "spearman_abs_to_sobel") in stats]
+    fig, axes = plt.subplots(1, len(SIMILARITIES), figsize=(4.2 * len(SIMILARITIES), 3.2))
+    for ax, metric in zip(np.atleast_1d(axes), SIMILARITIES):
+        ax.bar(range(len(names)), [stats[(m, metric)][0] for m in names],
+               yerr=[stats[(m, metric)][1] for m in names], capsize=2,
+               color=["C0" if m in config.methods else "C7" if m == "random" else "C1" for m in names])
+        ax.set_xticks(range(len(names)), [tf_sanity.LABELS.get(m, m) for m in names], rotation=50, ha="right",
+                      fontsize=7)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(metric.replace("_", " "), fontsize=8)
+    fig.suptitle(f"similarity to the Sobel edge map, mean +- 1 std over {config.images} images", fontsize=8)
+    fig.tight_layout()
+    figs["similarity"] = fig
+    return figs
+
+
+def _mean(rows, method, metric):
+    values = [r["value"] for r in rows if r["method"] == method and r["metric"] == metric]
+    return float(np.nanmean(values)) if values else float("nan")
+
+
+def claims(rows, config):
+    metric = "spearman_abs_to_sobel"
+    detectors = {d: _mean(rows, d, metric) for d in config.detectors if d != "sobel"}
+    out = [Claim("Sanity Checks, Fig. 1", "edge detectors need no model or data (reported: agreement among the "
+                 "detectors, Spearman with Sobel)", ", ".join(f"{d} {v:.2f}" for d, v in detectors.items())
+                 + f"; random mask {_mean(rows, 'random', metric):.3f}", None, "", "reported")]
+    if not config.methods or not any(r["method"] in config.methods for r in rows):
+        out.append(Claim("Sanity Checks, Fig. 1", "the methods most similar to an edge detector are Guided Backprop "
+                         "and its variants", "skipped: the saliency masks need the Inception v3 checkpoint "
+                         "(TF_SANITY_INCEPTION_CKPT)", None, "", ""))
+        return out
+    sim = {m: _mean(rows, m, metric) for m in config.methods}
+    guided = [m for m in ("guided_backprop", "guided_gradcam") if m in sim]
+    others = [m for m in sim if m not in guided]
+    rand = _mean(rows, "random", metric)
+    text = ", ".join(f"{tf_sanity.LABELS[m]} {v:.2f}" for m, v in sorted(sim.items(), key=lambda kv: -kv[1]))
+    out.append(Claim("Sanity Checks, Fig. 1", "the methods most similar to an edge detector are Guided Backprop and "
+                     "its variants", f"Spearman (abs) with the Sobel map: {text}; random mask {rand:.3f}",
+                     bool(guided) and bool(others) and min(sim[m] for m in guided) > max(sim[m] for m in others),
+                     "", "every guided method > every other method"))
+    out.append(Claim("Sanity Checks, Fig. 1", "saliency masks bear visual similarity to the edge detector's output",
+                     f"{sum(v > rand + 0.1 for v in sim.values())} of {len(sim)} methods exceed the random mask's "
+                     f"{rand:.3f} by 0.1 ({text})", all(v > rand + 0.1 for v in sim.values()), "",
+                     "every method > random + 0.1"))
+    return out

@@ -1,0 +1,303 @@
+"""Sanity Checks (Adebayo et al. 2018), Figs. 2-5 on Inception v3: cascading and independent randomization.
+
+* Fig. 2: masks of one image (the paper's junco) as the 17 blocks of Inception v3 are randomized from
+  ``Logits`` down (cascading), every method in rows; Fig. 3: the same with one block randomized at a
+  time (independent).
+* Fig. 4 (Inception panels): Spearman rank correlation of the randomized model's masks with the
+  trained model's, with and without absolute value; Fig. 5: SSIM and HOG similarity. Curves are
+  mean +- 1 std over the ImageNet test images (the paper: 200 images of 10 classes; here the test
+  bed's 200 ILSVRC2012 validation images of the 10 Imagenette classes, 20 per class).
+
+Methods: Gradient, Guided Backprop, Integrated Gradients, Gradient x Input, GradCAM on ``Mixed_7c``,
+Guided GradCAM, and the SmoothGrad / VarGrad variants of Gradient, GBP and IG. Settings as the
+original code (``../shared/REFERENCE.md``): SmoothGrad ``stdev_spread`` 0.15 and 50 samples (plain
+mean), IG 50 steps with the zero baseline, inputs in [-1, 1] resized to 299 x 299.
+
+Named settings (config fields): ``target="prediction"`` explains the randomized model's own argmax
+as the original code did (it recomputes the argmax after randomizing), ``"label"`` the true class
+(Sundararajan & Taly's choice); ``policy="original_code"`` re-draws a block's trainable variables
+from their own initializers (BatchNorm moving statistics kept), ``"paper"`` every variable from a
+truncated normal with std 0.01; SSIM and HOG are computed without absolute value, as the paper says
+it did for ImageNet (``ssim_hog_absolute=True`` for the absolute masks).
+
+Needs the real TF-slim checkpoint (config ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT``);
+:func:`experiments.imagenet_inputs.load_inception` refuses an untrained one, so these figures are
+never drawn from random weights.
+"""
+
+import dataclasses
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import tf_sanity
+from experiments import common, imagenet_inputs
+from experiments.common import Claim, mean_std
+from tf_sanity import metrics, randomization, visualize
+
+NAME = "sc_inception_randomization"
+TITLE = ("Sanity Checks Fig. 2-5: cascading and independent randomization of Inception v3 "
+         "(mask grids; Spearman, SSIM, HOG curves)")
+ARRAYS = True
+
+METHODS = ("gradient", "gradient_sg", "gradient_vg", "guided_backprop", "guided_backprop_sg", "guided_backprop_vg",
+           "integrated_gradients", "integrated_gradients_sg", "integrated_gradients_vg", "gradient_x_input",
+           "gradcam", "guided_gradcam")
+METRICS = ("spearman_abs", "spearman_signed", "ssim", "hog")
+MODES = ("cascading", "independent")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of one run.
+
+    Attributes:
+      subset, images: test-bed images for the curves (evenly spread over `subset`, i.e. over its classes).
+      demo: the image of the Fig. 2 / 3 grids (test-bed path; the paper's junco).
+      stages: blocks to randomize, top down; () = all 17 of ``slim_models.RANDOMIZATION_ORDER``.
+      modes: ``"cascading"`` and/or ``"independent"``.
+      methods: :data:`tf_sanity.METHODS` names; gradcam_layer: GradCAM's layer.
+      ig_steps, samples: IG steps and SmoothGrad / VarGrad samples.
+      policy: randomization policy; target: ``"prediction"`` or ``"label"`` (see the module docstring).
+      ssim_hog_absolute: SSIM and HOG of absolute masks instead of signed ones.
+      size, central_fraction: input side and crop (1.0: the whole image, as the original notebooks).
+      checkpoint: TF-slim inception_v3.ckpt; '' = ``$TF_SANITY_INCEPTION_CKPT``.
+    """
+
+    subset: str = "val_imagenette224/"
+    images: int = 4
+    demo: str = "paper_demo/ILSVRC2012_val_00015410.JPEG"
+    stages: tuple = ()
+    modes: tuple = MODES
+    methods: tuple = METHODS
+    gradcam_layer: str = "Mixed_7c"
+    ig_steps: int = 10
+    samples: int = 5
+    policy: str = "original_code"
+    target: str = "prediction"
+    ssim_hog_absolute: bool = False
+    size: int = 299
+    central_fraction: float = 1.0
+    checkpoint: str = ""
+    seed: int = 0
+    data_dir: str = ""
+    batch_size: int = 32
+
+
+PRESETS = {"quick": Config(), "paper": Config(images=200, ig_steps=50, samples=50)}
+
+
+def stages(config):
+    from slim_models import RANDOMIZATION_ORDER
+    return list(config.stages or RANDOMIZATION_ORDER)
+
+
+def requires(config):
+    imagenet_inputs.require_checkpoint(config)
+    imagenet_inputs.folder(config)
+
+
+def units(config):
+    return ([f"grid/{mode}" for mode in config.modes]
+            + [f"curves/{mode}/{stage}" for mode in config.modes for stage in stages(config)])
+
+
+def _settings(method, config):
+    settings = common.method_settings(method, config)
+    if "gradcam" in method:
+        settings["layer"] = config.gradcam_layer
+    return settings
+
+
+def _explain(config, model, x, targets):
+    return {m: tf_sanity.explain(model, x, m, targets, **_settings(m, config)) for m in config.methods}
+
+
+def _targets(config, model, x, labels):
+    from slim_models import imagenet
+    if config.target == "label":
+        return imagenet.to_slim_index(labels)
+    return np.asarray(model.predict(x, batch_size=config.batch_size, verbose=0)).argmax(-1)
+
+
+def _setup(config, context):
+    """Loads (once per run) the model, the test images, the demo image and the trained model's masks."""
+    if "model" not in context:
+        _, x, labels = imagenet_inputs.load(config, config.subset, config.images, config.size, config.central_fraction)
+        model, _ = imagenet_inputs.load_inception(config, x, labels)
+        _, demo, demo_label = imagenet_inputs.load(config, config.demo, 1, config.size, config.central_fraction)
+        context.update(model=model, x=x, labels=labels, demo=demo, demo_label=demo_label)
+    return context
+
+
+def _originals(config, context, key):
+    if f"originals/{key}" not in context:
+        x, labels = (context["x"], context["labels"]) if key == "curves" else (context["demo"], context["demo_label"])
+        targets = _targets(config, context["model"], x, labels)
+        context[f"originals/{key}"] = (targets, _explain(config, context["model"], x, targets))
+    return context[f"originals/{key}"]
+
+
+def compare(original, randomized, config):
+    """The four similarities of Figs. 4 and 5 per image."""
+    absolute = config.ssim_hog_absolute
+    return {"spearman_abs": metrics.spearman(original, randomized, absolute=True),
+            "spearman_signed": metrics.spearman(original, randomized, absolute=False),
+            "ssim": metrics.ssim(original, randomized, absolute=absolute),
+            "hog": metrics.hog_similarity(original, randomized, absolute=absolute)}
+
+
+def _randomizations(config, model, mode, only=None):
+    """``(stage, randomized model)`` pairs of `mode`, restored on exit; `only`: stop after that stage."""
+    order = stages(config)
+    groups = [only] if mode == "independent" and only else order
+    with getattr(randomization, mode)(model, groups=groups, policy=config.policy, seed=config.seed) as it:
+        for name, randomized in it:
+            yield name, randomized
+            if name == only:
+                break
+
+
+def compute(config, unit, context):
+    ctx = _setup(config, context)
+    model = ctx["model"]
+    kind, mode, *rest = unit.split("/")
+    settings = dict(policy=config.policy, target=config.target, ig_steps=config.ig_steps, samples=config.samples,
+                    ssim_hog_absolute=config.ssim_hog_absolute)
+    if kind == "grid":
+        targets, originals = _originals(config, ctx, "demo")
+        arrays = {"x": ctx["demo"][0], **{f"original/{m}": v[0] for m, v in originals.items()}}
+        rows = []
+        for stage, randomized in _randomizations(config, model, mode):
+            t = targets if config.target == "label" else _targets(config, randomized, ctx["demo"], ctx["demo_label"])
+            for method, masks in _explain(config, randomized, ctx["demo"], t).items():
+                arrays[f"{stage}/{method}"] = masks[0]
+                for metric, values in compare(originals[method], masks, config).items():
+                    rows.append(dict(part="grid", mode=mode, stage=stage, method=method, metric=metric, image=-1,
+                                     value=float(values[0]), **settings))
+        return rows, arrays
+    stage = rest[0]
+    targets, originals = _originals(config, ctx, "curves")
+    rows = []
+    for name, randomized in _randomizations(config, model, mode, only=stage):
+        if name != stage:
+            continue
+        t = targets if config.target == "label" else _targets(config, randomized, ctx["x"], ctx["labels"])
+        for method, masks in _explain(config, randomized, ctx["x"], t).items():
+            for metric, values in compare(originals[method], masks, config).items():
+                rows += [dict(part="curves", mode=mode, stage=stage, stage_index=stages(config).index(stage) + 1,
+                              method=method, metric=metric, image=i, value=float(v),
+                              target_changed=int(t[i] != targets[i]), **settings) for i, v in enumerate(values)]
+    return rows
+
+
+def _grid(config, arrays, mode, visual):
+    a = arrays.get(f"grid/{mode}")
+    if a is None:
+        return None
+    cols = ["original"] + stages(config)
+    masks = [[a[f"original/{m}"] if c == "original" else a[f"{c}/{m}"] for c in cols] for m in config.methods]
+    return visualize.grid(masks, [tf_sanity.LABELS[m] for m in config.methods], cols, mode=visual, image=a["x"],
+                          title=f"Inception v3, {mode} randomization ({visual}); columns: randomized block"
+                          + (" and all above" if mode == "cascading" else ""))
+
+
+def _curves(ax, rows, mode, metric, config):
+    order = stages(config)
+    stats = mean_std([r for r in rows if r["part"] == "curves" and r["mode"] == mode and r["metric"] == metric],
+                     by=("method", "stage"))
+    for k, method in enumerate(config.methods):
+        mean = np.array([1.0] + [stats.get((method, s), (np.nan,))[0] for s in order])
+        std = np.array([0.0] + [stats.get((method, s), (0, 0))[1] for s in order])
+        xs = np.arange(len(mean))
+        ax.plot(xs, mean, marker="o", ms=2.5, lw=1, color=f"C{k % 10}", ls="-" if k < 10 else "--",
+                label=tf_sanity.LABELS.get(method, method))
+        ax.fill_between(xs, mean - std, mean + std, color=f"C{k % 10}", alpha=0.1)
+    ax.set_xticks(range(len(order) + 1), ["original"] + order, rotation=90, fontsize=6)
+    ax.axhline(0, color="k", lw=0.5, ls=":")
+    ax.set_title(f"{mode}: {metric.replace('_', ' ')}", fontsize=8)
+
+
+def plot(rows, config, arrays):
+    figs = {}
+    for mode, fig_no in (("cascading", "fig2"), ("independent", "fig3")):
+        if mode not in config.modes:
+            continue
+        for visual in ("abs", "diverging"):
+            fig = _grid(config, arrays, mode, visual)
+            if fig is not None:
+                figs[f"{fig_no}-{mode}-{visual}"] = fig
+    for fig_no, chosen in (("fig4", ("spearman_abs", "spearman_signed")), ("fig5", ("ssim", "hog"))):
+        for mode in config.modes:
+            if not any(r["part"] == "curves" and r["mode"] == mode for r in rows):
+                continue
+            fig, axes = plt.subplots(1, len(chosen), figsize=(6.5 * len(chosen), 4), sharey=True)
+            for ax, metric in zip(axes, chosen):
+                _curves(ax, rows, mode, metric, config)
+            axes[0].set_ylabel("similarity to the trained model's masks")
+            axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+            fig.suptitle(f"Inception v3, {mode} randomization: {config.images} images, mean +- 1 std "
+                         f"(target: {config.target}, policy: {config.policy})", fontsize=9)
+            fig.tight_layout()
+            figs[f"{fig_no}-{mode}"] = fig
+    return figs
+
+
+def _mean(rows, **where):
+    values = [r["value"] for r in rows if r["part"] == "curves" and all(r[k] == v for k, v in where.items())]
+    return float(np.nanmean(values)) if values else float("nan")
+
+
+def claims(rows, config):
+    order = stages(config)
+    if not any(r["part"] == "curves" and r["mode"] == "cascading" for r in rows) or len(order) < 4:
+        return []
+    top, second, bottom = order[0], order[1], order[-1]
+    upper = order[1:len(order) // 2]   # randomized from the top down to the middle blocks
+    casc = dict(mode="cascading")
+    out = []
+    if "gradient" in config.methods:
+        g = _mean(rows, **casc, method="gradient", stage=top, metric="spearman_signed")
+        out.append(Claim("Sanity Checks, Sec. 4.1 / Fig. 4 (Inception v3)", "the gradient is sensitive to model "
+                         f"parameter randomization: its signed Spearman drops to ~0 once {top} is randomized",
+                         f"{g:.3f} at {top}", abs(g) < 0.2, "~0", "|rho| < 0.2"))
+    if {"guided_backprop", "gradient"} <= set(config.methods):
+        gbp = [_mean(rows, **casc, method="guided_backprop", stage=s, metric="spearman_abs") for s in upper]
+        grad = [_mean(rows, **casc, method="gradient", stage=s, metric="spearman_abs") for s in upper]
+        low = _mean(rows, **casc, method="guided_backprop", stage=bottom, metric="spearman_abs")
+        out.append(Claim("Sanity Checks, Sec. 4.1 / Fig. 4", "Guided Backprop is invariant to higher layer weights: "
+                         "it stays similar while the upper blocks are randomized, more than Gradient, and changes once "
+                         "the lower layers are randomized", f"GBP abs Spearman over {upper[0]}..{upper[-1]}: mean "
+                         f"{np.mean(gbp):.2f} (Gradient {np.mean(grad):.2f}); all blocks randomized: {low:.2f}",
+                         np.mean(gbp) > np.mean(grad) + 0.1 and low < np.mean(gbp), "",
+                         "GBP > Gradient + 0.1 on the upper blocks; lower at the bottom"))
+    if "guided_gradcam" in config.methods:
+        ggc = np.mean([_mean(rows, **casc, method="guided_gradcam", stage=s, metric="spearman_abs") for s in upper])
+        out.append(Claim("Sanity Checks, Sec. 4.1", "Guided GradCAM, like Guided Backprop, stays similar while the "
+                         "upper blocks are randomized", f"abs Spearman over {upper[0]}..{upper[-1]}: {ggc:.2f}",
+                         ggc > 0.5, "", "> 0.5"))
+    if "gradcam" in config.methods:
+        gc = _mean(rows, **casc, method="gradcam", stage=top, metric="spearman_abs")
+        out.append(Claim("Sanity Checks, Sec. 4.1", "GradCAM is sensitive to model weights when the randomization is "
+                         f"downstream of the last convolutional layer ({config.gradcam_layer})",
+                         f"abs Spearman with {top} randomized: {gc:.2f}", gc < 0.5, "", "< 0.5"))
+    for method in ("integrated_gradients", "gradient_x_input"):
+        if method in config.methods:
+            signed = _mean(rows, **casc, method=method, stage=second, metric="spearman_signed")
+            absolute = _mean(rows, **casc, method=method, stage=second, metric="spearman_abs")
+            ssim = _mean(rows, **casc, method=method, stage=second, metric="ssim")
+            out.append(Claim("Sanity Checks, Sec. 4.1 / Figs. 4-5", f"{tf_sanity.LABELS[method]}: re-initialization "
+                             "disrupts the sign (signed Spearman ~0 almost as soon as the top layers are randomized) "
+                             "while the absolute maps and SSIM stay similar", f"with {top}..{second} randomized: "
+                             f"signed {signed:.3f}, abs {absolute:.2f}, SSIM {ssim:.2f}",
+                             abs(signed) < 0.2 and absolute > abs(signed) + 0.1, "",
+                             "|signed| < 0.2, abs > signed + 0.1"))
+    if "independent" in config.modes and "guided_backprop" in config.methods:
+        ind = dict(mode="independent", method="guided_backprop", metric="spearman_abs")
+        hi = np.mean([_mean(rows, **ind, stage=s) for s in order[:len(order) // 2]])
+        lo = _mean(rows, **ind, stage=bottom)
+        out.append(Claim("Sanity Checks, Sec. 4.2 / Fig. 3", "independent randomization agrees: Guided Backprop is "
+                         "invariant to higher layer weights and changes when a lower convolution is randomized",
+                         f"GBP abs Spearman, upper blocks alone: {hi:.2f}; {bottom} alone: {lo:.2f}", hi > lo + 0.1,
+                         "", "upper > lowest + 0.1"))
+    return out

@@ -1,0 +1,117 @@
+"""The Inception v3 experiments (Sanity Checks Figs. 1-5) end to end on a tiny substitute network.
+
+The real checkpoint is not available to the tests, so the model loader is monkeypatched to a small
+random Keras model with slim-like block names, ``randomization_groups`` and a ``Mixed_7c`` conv layer.
+Everything runs into ``tmp_path``: figures of a random network never reach ``figures/``.
+"""
+
+import dataclasses
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+import slim_models
+from experiments import common, imagenet_inputs, sc_fig1_edge_detectors, sc_inception_randomization as exp
+from tf_sanity.errors import SanityError
+
+STAGES = ("Logits", "Mixed_7c", "Mixed_5b", "Conv2d_1a_3x3")
+FIGURES = pathlib.Path(__file__).resolve().parents[1] / "figures"
+
+
+def tiny_inception(size=32):
+    """conv, conv, conv, pool, dense(1001) named like slim's blocks, with their randomization groups."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((size, size, 3))
+    h = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="Conv2d_1a_3x3")(inp)
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="Mixed_5b")(h)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="Mixed_7c")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inp, keras.layers.Dense(1001, name="Logits")(h))
+    model.randomization_groups = [(name, [name]) for name in STAGES]
+    return model
+
+
+@pytest.fixture
+def substitute(monkeypatch, tmp_path):
+    model = tiny_inception()
+    monkeypatch.setattr(imagenet_inputs, "load_inception",
+                        lambda config, x, labels: (model, np.asarray(model.predict(x, verbose=0))))
+    fake = tmp_path / "inception_v3.ckpt"
+    fake.write_bytes(b"")   # requires() only checks that a checkpoint is named and exists
+    return model, str(fake)
+
+
+def _figures_snapshot():
+    return sorted(p.name for p in FIGURES.glob("sc_inception_randomization*")) if FIGURES.is_dir() else []
+
+
+def test_cascading_and_independent_grids_and_curves(substitute, shared_data, tmp_path):
+    model, ckpt = substitute
+    before_weights = [w.numpy().copy() for w in model.weights]
+    before_figures = _figures_snapshot()
+    methods = ("gradient", "guided_backprop", "integrated_gradients_sg", "gradcam", "guided_gradcam")
+    config = dataclasses.replace(exp.PRESETS["quick"], images=2, size=32, stages=STAGES, methods=methods,
+                                 ig_steps=2, samples=2, checkpoint=ckpt, data_dir=str(shared_data))
+    out = tmp_path / "out"
+    rows, claims = common.run(exp, "quick", out, config=config, progress=False)
+    curves = [r for r in rows if r["part"] == "curves"]
+    grid = [r for r in rows if r["part"] == "grid"]
+    assert len(curves) == 2 * len(STAGES) * len(methods) * 4 * 2   # modes x stages x methods x metrics x images
+    assert len(grid) == 2 * len(STAGES) * len(methods) * 4
+    assert {r["target"] for r in rows} == {"prediction"} and {r["policy"] for r in rows} == {"original_code"}
+    for suffix in ("fig2-cascading-abs", "fig2-cascading-diverging", "fig3-independent-abs", "fig4-cascading",
+                   "fig5-independent"):
+        assert (out / f"sc_inception_randomization-quick-{suffix}.png").exists(), suffix
+    assert len(claims) >= 5 and all(c.passed in (True, False) for c in claims)
+    # the trained weights are back, bit-identical, and nothing was written to figures/
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before_weights, model.weights))
+    assert _figures_snapshot() == before_figures
+
+    # cascading: the first stage equals the independent randomization of the same (top) block
+    first = {(r["method"], r["metric"], r["image"]): r["value"] for r in curves if r["stage"] == "Logits"
+             and r["mode"] == "cascading"}
+    same = {(r["method"], r["metric"], r["image"]): r["value"] for r in curves if r["stage"] == "Logits"
+            and r["mode"] == "independent"}
+    assert first.keys() == same.keys()
+    np.testing.assert_allclose([first[k] for k in first], [same[k] for k in first], atol=1e-6)
+
+
+def test_fig1_saliency_next_to_edge_detectors(substitute, shared_data, tmp_path):
+    _, ckpt = substitute
+    config = dataclasses.replace(sc_fig1_edge_detectors.PRESETS["quick"], images=1, size=32, ig_steps=2, samples=2,
+                                 methods=("gradient", "guided_backprop", "guided_gradcam"), checkpoint=ckpt,
+                                 data_dir=str(shared_data))
+    rows, claims = common.run(sc_fig1_edge_detectors, "quick", tmp_path, config=config, progress=False)
+    assert {r["method"] for r in rows} == {"gradient", "guided_backprop", "guided_gradcam", "prewitt", "roberts",
+                                           "canny", "random"}
+    assert (tmp_path / "sc_fig1_edge_detectors-quick-masks.png").exists()
+    assert claims[1].passed in (True, False)   # computed, not skipped
+
+
+def test_edge_detectors_alone_need_no_checkpoint(shared_data, tmp_path, monkeypatch):
+    monkeypatch.delenv(imagenet_inputs.CHECKPOINT_ENV, raising=False)
+    full = dataclasses.replace(sc_fig1_edge_detectors.PRESETS["quick"], data_dir=str(shared_data))
+    with pytest.raises(SanityError, match="Inception figures need the real TF-slim checkpoint"):
+        sc_fig1_edge_detectors.requires(full)
+    config = dataclasses.replace(full, images=1, size=64, methods=())
+    rows, claims = common.run(sc_fig1_edge_detectors, "quick", tmp_path, config=config, progress=False)
+    assert {r["method"] for r in rows} == {"prewitt", "roberts", "canny", "random"}
+    assert claims[-1].passed is None and "checkpoint" in claims[-1].ours
+
+
+def test_inception_figures_refuse_missing_or_untrained_checkpoints(shared_data, tmp_path, monkeypatch):
+    monkeypatch.delenv(imagenet_inputs.CHECKPOINT_ENV, raising=False)
+    config = dataclasses.replace(exp.PRESETS["quick"], data_dir=str(shared_data))
+    with pytest.raises(SanityError, match="Inception figures need the real TF-slim checkpoint"):
+        exp.requires(config)
+    with pytest.raises(SanityError, match="no checkpoint at"):
+        exp.requires(dataclasses.replace(config, checkpoint=str(tmp_path / "missing.ckpt")))
+    # a random-weight network (as the tests' slim checkpoint) is refused, by its chance-level accuracy
+    monkeypatch.setattr(slim_models, "load_inception_v3", lambda path: tiny_inception())
+    fake = tmp_path / "random.ckpt"
+    fake.write_bytes(b"")
+    _, x, labels = imagenet_inputs.load(config, "val_imagenette224/", 4, 32)
+    with pytest.raises(SanityError, match="looks untrained"):
+        imagenet_inputs.load_inception(dataclasses.replace(config, checkpoint=str(fake)), x, labels)
