@@ -41,6 +41,11 @@ from tf_sanity.propagation import (Affine, AffineRule, Backprop, feeds_relu, inp
 from tf_sanity.rules import leaf_layers
 
 
+# Outputs whose variance over the fitting points is below this fraction of their mean square get a
+# zero pattern: their covariance is rounding noise (e.g. a neuron active on a single point).
+MIN_RELATIVE_VARIANCE = 1e-6
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Patterns:
     """Patterns of a model's Dense/Conv (and unfolded BatchNorm) layers.
@@ -49,7 +54,8 @@ class Patterns:
       model_name: the model they were fitted to.
       arrays: layer name -> pattern, shaped like the layer's (BN-folded) kernel.
       estimators: layer name -> ``"relu"`` (two-component ``S_a+-``) or ``"linear"`` (``S_a``).
-      counts: layer name -> number of points (image x position) used per output channel.
+      counts: layer name -> number of points (image x position) used per output channel; channels
+        with fewer than 2 points, or with (numerically) constant output, get a zero pattern.
       n_images: how many images they were fitted on.
     """
 
@@ -71,7 +77,7 @@ def _channel_reduce_axes(affine, rank):
 
 
 def _statistics_function(model, layers):
-    """Compiled ``f(images) -> [(sum x*y, sum x, sum y, count) per layer]`` over masked points."""
+    """Compiled ``f(images) -> [(sum x*y, sum x, sum y, sum y^2, count) per layer]`` over masked points."""
     inputs = keras.Model(model.inputs, [input_tensor(model, layer.name) for layer in layers])
     affines = [Affine(layer) for layer in layers]
     relu = [feeds_relu(layer) for layer in layers]
@@ -90,8 +96,8 @@ def _statistics_function(model, layers):
                 xy = tf.reduce_sum(z * (y * mask))
                 x1 = tf.reduce_sum(z * mask)
             axes = _channel_reduce_axes(affine, len(y.shape))
-            out.append((tape.gradient(xy, kernel), tape.gradient(x1, kernel),
-                        tf.reduce_sum(y * mask, axis=axes), tf.reduce_sum(mask, axis=axes)))
+            out.append((tape.gradient(xy, kernel), tape.gradient(x1, kernel), tf.reduce_sum(y * mask, axis=axes),
+                        tf.reduce_sum(tf.square(y) * mask, axis=axes), tf.reduce_sum(mask, axis=axes)))
             del tape
         return out
 
@@ -124,12 +130,14 @@ def fit_patterns(model, images, *, batch_size=128):
         batch = [tuple(np.asarray(s, np.float64) for s in layer) for layer in stats(x[start:start + batch_size])]
         sums = batch if sums is None else [tuple(a + b for a, b in zip(old, new)) for old, new in zip(sums, batch)]
     arrays, estimators, counts = {}, {}, {}
-    for layer, (sxy, sx, sy, count) in zip(layers, sums):
+    for layer, (sxy, sx, sy, syy, count) in zip(layers, sums):
         kernel = np.asarray(Affine(layer).weights()[0], np.float64)
         n = np.maximum(count, 1.0)
         cov = sxy / n - (sx / n) * (sy / n)  # E+[x y] - E+[x] E+[y], kernel-shaped
         denominator = (kernel * cov).reshape(-1, cov.shape[-1]).sum(axis=0) if cov.ndim > 1 else kernel * cov
-        valid = (count > 0) & (denominator != 0)
+        # w^T cov[x, y] = var[y]: a neuron whose output hardly varies over the points has no pattern.
+        variance = syy / n - (sy / n) ** 2
+        valid = (count >= 2) & (variance > MIN_RELATIVE_VARIANCE * syy / n) & (denominator > 0)
         arrays[layer.name] = np.where(valid, cov / np.where(valid, denominator, 1.0), 0.0).astype(np.float32)
         estimators[layer.name] = "relu" if feeds_relu(layer) else "linear"
         counts[layer.name] = count.astype(np.int64)

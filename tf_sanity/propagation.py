@@ -387,14 +387,25 @@ class Backprop:
                               f"shape {x.shape}") from None
 
     def attribute(self, model, x, targets, batch_size=engine.DEFAULT_BATCH_SIZE):
-        """The method's mask for images `x` and int32 `targets`."""
+        """The method's mask for images `x` and int32 `targets`.
+
+        Raises:
+          SanityError: the backward signal overflowed float32 (e.g. PatternNet through a deep network
+            whose patterns amplify it), rather than returning NaN or inf.
+        """
         if not self.paired:
             fn = engine.gradient_function(model, self.composite, seed=self.seed)
-            return engine.map_batches(fn, batch_size, x, targets)
-        ref = self.reference_like(x)
-        fn = paired_function(model, self.composite, self.seed)
-        multipliers = engine.map_batches(fn, max(1, batch_size // 2), x, ref, targets)
-        return multipliers * (x - ref)
+            mask = engine.map_batches(fn, batch_size, x, targets)
+        else:
+            ref = self.reference_like(x)
+            fn = paired_function(model, self.composite, self.seed)
+            mask = engine.map_batches(fn, max(1, batch_size // 2), x, ref, targets) * (x - ref)
+        if not np.isfinite(mask).all():
+            name = self.composite.name if self.composite else "gradient"
+            raise SanityError(f"{name}: the propagated signal is not finite (float32 overflow) for "
+                              f"{np.sum(~np.isfinite(mask).reshape(len(mask), -1).all(axis=1))} of {len(mask)} "
+                              f"images; this method's rules amplify the signal too much on this model")
+        return mask
 
 
 # name -> ``make_backprop(**settings) -> Backprop``; used by CSC to propagate from any layer.
