@@ -1,0 +1,369 @@
+"""When Explanations Lie (Sixt, Granz & Landgraf, ICML 2020): CSC and sanity checks on MNIST / Fashion-MNIST.
+
+For the paper's small convnet (appendix D, :mod:`tf_sanity.sixt_models`) trained on MNIST and
+Fashion-MNIST, and the MNIST CNN of Adebayo et al. (:mod:`tf_sanity.zoo`), three checks of the
+modified-backprop methods (settings in ``../shared/REFERENCE.md`` section 3, implementation in
+:mod:`tf_sanity.csc`):
+
+* ``csc``: cosine similarity convergence from the logit layer's input (the paper's CSC plot): median |cos| of 5
+  random relevance vectors propagated down, per layer, plotted as ``1 - median |cos|`` on a log
+  scale with the random-vector baseline;
+* ``random_logit``: SSIM between the explanations of the true class and of a random other class
+  (the paper's random-logit check), medians with bootstrap intervals;
+* ``cascading``: SSIM between the trained model's explanation and the explanation after
+  randomizing the layers from the top, cumulatively, with fresh weights from each layer's own
+  initializer (the paper's cascading check), medians with bootstrap intervals.
+
+Rows are tidy (one per model x check x method x layer/stage x image). Run with
+``python -m experiments.when_explanations_lie --preset quick`` (or ``tf-sanity reproduce
+when_explanations_lie`` once the name is in :data:`experiments.EXPERIMENTS`).
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from experiments.common import Claim
+
+NAME = "when_explanations_lie"
+TITLE = ("When Explanations Lie: cosine similarity convergence, random-logit and cascading checks "
+         "of modified-backprop methods on the small convnet (MNIST, Fashion-MNIST) and the MNIST CNN")
+
+# zoo_profile="short": the paper's MNIST recipe (Adam 1e-4, batch 50, weight decay 1e-3) stopped early.
+ZOO_SHORT_STEPS = 2_000
+# The methods of Sixt et al.'s CSC and sanity-check figures that have backward rules here (SmoothGrad has none: no CSC).
+METHODS = ("guided_backprop", "deconvnet", "rectgrad", "deep_taylor_bounded", "lrp_alpha1beta0", "lrp_alpha2beta1",
+           "lrp_alpha5beta4", "lrp_preset_a", "lrp_preset_b", "pattern_attribution", "lrp_z", "gradient",
+           "deeplift")
+CONVERGING = METHODS[:10]  # the paper: all but LRP-z, the gradient and DeepLIFT
+CHECKS = ("csc", "random_logit", "cascading")
+LOGIT_LAYER = {"sixt": "fc6", "mnist-cnn": "output"}
+# Layers read by CSC, bottom up (Flatten and Dropout only repeat the layer below them).
+CSC_LAYERS = {"sixt": ("conv1", "conv2", "pool2", "conv3", "conv4", "pool4", "fc5"),
+              "mnist-cnn": ("conv1", "pool1", "conv2", "pool2", "fc1")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of one run.
+
+    Attributes:
+      models: ``sixt-<dataset>`` (the small convnet) or a :mod:`tf_sanity.zoo` name (``mnist-cnn``).
+      checks: any of :data:`CHECKS`.
+      methods: method names with backward rules (:data:`METHODS`).
+      images: test images for the random-logit and cascading checks (a seeded random selection).
+      csc_images: test images for CSC (the first `csc_images` of the same selection).
+      n_vectors: random relevance vectors per image (5 in the paper).
+      pattern_images: training images the PatternAttribution patterns are fitted on.
+      sixt_profile: training profile of the small convnet (:data:`tf_sanity.sixt_models.PROFILES`).
+      zoo_profile: training profile of zoo models: ``"paper"`` (20,000 steps) or ``"short"`` (the same
+        recipe stopped after :data:`ZOO_SHORT_STEPS` steps).
+      bootstrap: bootstrap resamples for the intervals (10,000 in the paper).
+    """
+
+    models: tuple = ("sixt-mnist", "sixt-fashion_mnist", "mnist-cnn")
+    checks: tuple = CHECKS
+    methods: tuple = METHODS
+    images: int = 200
+    csc_images: int = 50
+    n_vectors: int = 5
+    pattern_images: int = 5000
+    sixt_profile: str = "cpu"
+    zoo_profile: str = "paper"
+    bootstrap: int = 10_000
+    seed: int = 0
+    data_dir: str = ""
+    batch_size: int = 64
+
+
+PRESETS = {
+    "quick": Config(models=("sixt-mnist", "mnist-cnn"), images=12, csc_images=4, pattern_images=500,
+                    zoo_profile="short", bootstrap=1000),
+    "paper": Config(),
+}
+
+
+def _zoo_profile(name):
+    from tf_sanity import training
+    if name == "short":
+        return dataclasses.replace(training.PROFILES["paper"], name="short", steps=ZOO_SHORT_STEPS)
+    return name
+
+
+def _data_dir(config):
+    return config.data_dir or os.environ.get("TF_SANITY_DATA_DIR") or None
+
+
+def _dataset(model_name):
+    return model_name.split("-", 1)[1] if model_name.startswith("sixt-") else model_name.rsplit("-", 1)[0]
+
+
+def _family(model_name):
+    return "sixt" if model_name.startswith("sixt-") else model_name
+
+
+def requires(config):
+    """The MNIST / Fashion-MNIST files (see :mod:`tf_sanity.datasets`)."""
+    from tf_sanity import datasets
+    for name in {_dataset(m) for m in config.models}:
+        datasets.prepare(name, _data_dir(config))
+    unknown = [m for m in config.models if _family(m) not in LOGIT_LAYER]
+    if unknown:
+        from tf_sanity.errors import SanityError
+        raise SanityError(f"models {unknown} are not set up here; use sixt-<dataset> or mnist-cnn")
+
+
+def units(config):
+    out = []
+    for model in config.models:
+        out.append(f"{model}/model")
+        out += [f"{model}/{check}/{method}" for check in config.checks for method in config.methods]
+    return out
+
+
+def _setup(config, model_name, context):
+    """Loads the model, the test images and targets, and fits patterns, once per run."""
+    if model_name in context:
+        return context[model_name]
+    from tf_sanity import datasets, patterns, sixt_models, zoo
+    data = datasets.load(_dataset(model_name), _data_dir(config))
+    if model_name.startswith("sixt-"):
+        model, meta = sixt_models.trained(_dataset(model_name), config.sixt_profile, seed=config.seed,
+                                          data_dir=_data_dir(config))
+    else:
+        model, meta = zoo.load_or_train(model_name, profile=_zoo_profile(config.zoo_profile), seed=config.seed,
+                                        data_dir=_data_dir(config), progress=False)
+    rng = np.random.default_rng(config.seed)
+    index = np.sort(rng.choice(len(data.x_test), config.images, replace=False))
+    fit_on = data.x_train[rng.choice(len(data.x_train), config.pattern_images, replace=False)]
+    fitted = patterns.fit_patterns(model, fit_on, batch_size=config.batch_size)
+    context[model_name] = dict(model=model, meta=meta, x=data.x_test[index], targets=data.y_test[index],
+                               index=index, patterns=fitted)
+    return context[model_name]
+
+
+def _settings(method, setup):
+    if method == "deep_taylor_bounded":
+        return dict(low=0.0, high=1.0)  # images in [0, 1]
+    if method.startswith("pattern_"):
+        return dict(patterns=setup["patterns"])
+    return {}
+
+
+def compute(config, unit, context):
+    import tf_sanity
+    from tf_sanity import csc
+
+    model_name, check, *rest = unit.split("/")
+    setup = _setup(config, model_name, context)
+    model, x, targets = setup["model"], setup["x"], setup["targets"]
+    base = dict(model=model_name, check=check)
+    if check == "model":
+        meta = setup["meta"]
+        return [dict(base, metric="test_accuracy", value=meta["test_accuracy"], steps=meta.get("steps"),
+                     training_time_s=meta.get("training_time_s"))]
+    method = rest[0]
+    settings = _settings(method, setup)
+    base.update(method=method, label=tf_sanity.LABELS[method])
+    if check == "csc":
+        n = min(config.csc_images, len(x))
+        result = csc.cosine_similarity_convergence(
+            model, x[:n], method, LOGIT_LAYER[_family(model_name)], layers=list(CSC_LAYERS[_family(model_name)]),
+            n_vectors=config.n_vectors, seed=config.seed, batch_size=max(1, config.batch_size // config.n_vectors),
+            **settings)
+        return [dict(base, layer=r["layer"], depth=r["depth"], channels=r["channels"], metric="median_abs_cos",
+                     value=r["median_abs_cos"], baseline=r["baseline"], n_values=r["n_values"], images=n)
+                for r in result.rows()]
+    if check == "random_logit":
+        values, others = csc.random_logit_ssim(model, x, targets, method, seed=config.seed,
+                                               batch_size=config.batch_size, **settings)
+        return [dict(base, image=int(i), target=int(t), other=int(o), metric="ssim_flipped", value=float(v))
+                for i, t, o, v in zip(setup["index"], targets, others, values)]
+    if check == "cascading":
+        rows = []
+        for k, (stage, values) in enumerate(csc.cascading_ssim(model, x, targets, method, seed=config.seed,
+                                                               batch_size=config.batch_size, **settings)):
+            rows += [dict(base, stage=stage, stage_index=k + 1, image=int(i), target=int(t), metric="ssim_flipped",
+                          value=float(v)) for i, t, v in zip(setup["index"], targets, values)]
+        return rows
+    raise ValueError(f"unknown unit {unit!r}")
+
+
+# ----------------------------------------------------------------------------- summaries
+
+def _select(rows, **where):
+    return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+
+
+def _median_ci(rows, config, **where):
+    from tf_sanity.csc import bootstrap_median
+    return bootstrap_median([r["value"] for r in _select(rows, **where)], n_resamples=config.bootstrap,
+                            seed=config.seed)
+
+
+def csc_table(rows, model_name):
+    """``{method: {layer: median |cos|}}`` and ``{layer: baseline}`` of one model."""
+    table, baseline = {}, {}
+    for r in _select(rows, model=model_name, check="csc"):
+        table.setdefault(r["method"], {})[r["layer"]] = r["value"]
+        baseline[r["layer"]] = r["baseline"]
+    return table, baseline
+
+
+def converged_from(values, layers, threshold=0.99):
+    """The highest layer from which every layer below has median |cos| > threshold (None if none)."""
+    highest = None
+    for layer in layers:
+        if not values.get(layer, 0) > threshold:
+            break
+        highest = layer
+    return highest
+
+
+# ----------------------------------------------------------------------------- figures
+
+def _style(k):
+    return dict(color=f"C{k % 10}", ls="-" if k < 10 else "--", marker="os^v<>Dph*PX"[k % 12], ms=3, lw=1)
+
+
+def plot(rows, config):
+    import tf_sanity
+    figs = {}
+    models = [m for m in config.models if _select(rows, model=m)]
+    if "csc" in config.checks and models:
+        fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
+        for ax, model_name in zip(axes[0], models):
+            layers = list(CSC_LAYERS[_family(model_name)])
+            table, baseline = csc_table(rows, model_name)
+            xs = np.arange(len(layers))
+            for k, method in enumerate(config.methods):
+                if method in table:
+                    y = [max(1 - table[method].get(layer, np.nan), 1e-7) for layer in layers]
+                    ax.plot(xs, y, label=tf_sanity.LABELS[method], **_style(k))
+            ax.plot(xs, [1 - baseline.get(layer, np.nan) for layer in layers], color="k", ls=":", lw=1.5,
+                    label="random vectors")
+            ax.set_yscale("log")
+            ax.set_xticks(xs, layers, rotation=45, fontsize=7)
+            ax.set_title(f"{model_name}: relevance set at {LOGIT_LAYER[_family(model_name)]}'s input", fontsize=8)
+            ax.set_ylabel("1 - median |cos|")
+        axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.tight_layout()
+        figs["csc"] = fig
+    if "random_logit" in config.checks and models:
+        fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.2), squeeze=False)
+        for ax, model_name in zip(axes[0], models):
+            stats = [(m, _median_ci(rows, config, model=model_name, check="random_logit", method=m))
+                     for m in config.methods]
+            xs = np.arange(len(stats))
+            med = np.array([s[1][0] for s in stats])
+            ax.bar(xs, med, color=[_style(k)["color"] for k in range(len(stats))], alpha=0.7)
+            ax.errorbar(xs, med, yerr=[med - [s[1][1] for s in stats], [s[1][2] for s in stats] - med],
+                        fmt="none", ecolor="k", lw=1)
+            ax.set_xticks(xs, [tf_sanity.LABELS[m] for m, _ in stats], rotation=90, fontsize=7)
+            ax.set_ylim(0, 1.05)
+            ax.set_title(f"{model_name}: true class vs random class", fontsize=8)
+            ax.set_ylabel("SSIM (median, 99 % bootstrap CI)")
+        fig.tight_layout()
+        figs["random_logit"] = fig
+    if "cascading" in config.checks and models:
+        fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
+        for ax, model_name in zip(axes[0], models):
+            stages = sorted({(r["stage_index"], r["stage"]) for r in _select(rows, model=model_name, check="cascading")})
+            xs = np.arange(len(stages) + 1)
+            for k, method in enumerate(config.methods):
+                stats = [_median_ci(rows, config, model=model_name, check="cascading", method=method, stage=s)
+                         for _, s in stages]
+                if not stats:
+                    continue
+                ax.plot(xs, [1.0] + [s[0] for s in stats], label=tf_sanity.LABELS[method], **_style(k))
+                ax.fill_between(xs[1:], [s[1] for s in stats], [s[2] for s in stats], color=_style(k)["color"],
+                                alpha=0.12)
+            ax.set_xticks(xs, ["original"] + [s for _, s in stages], rotation=45, fontsize=7)
+            ax.set_ylim(0, 1.05)
+            ax.set_title(f"{model_name}: cascading randomization", fontsize=8)
+            ax.set_ylabel("SSIM to the trained model's map")
+        axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.tight_layout()
+        figs["cascading"] = fig
+    return figs
+
+
+# ----------------------------------------------------------------------------- claims
+
+def claims(rows, config):
+    out = []
+    for model_name in config.models:
+        accuracy = _select(rows, model=model_name, check="model")
+        acc = f"test accuracy {100 * accuracy[0]['value']:.2f} %" if accuracy else "model not run"
+        if "csc" in config.checks:
+            out += _csc_claims(rows, config, model_name, acc)
+        if "random_logit" in config.checks:
+            out += _ssim_claim(rows, config, model_name, "random_logit", {}, "random-logit check",
+                               "explanations of converging methods hardly change when another class is explained; "
+                               "DeepLIFT's and the gradient's do")
+        if "cascading" in config.checks:
+            first = sorted({(r["stage_index"], r["stage"]) for r in _select(rows, model=model_name, check="cascading")})
+            if first:
+                out += _ssim_claim(rows, config, model_name, "cascading", {"stage": first[0][1]}, "cascading check",
+                                   f"after randomizing the logit layer ({first[0][1]}) the explanations of converging "
+                                   f"methods stay similar; DeepLIFT's and the gradient's do not")
+    return out
+
+
+def _csc_claims(rows, config, model_name, acc):
+    table, _ = csc_table(rows, model_name)
+    layers = list(CSC_LAYERS[_family(model_name)])
+    lowest = layers[0]
+    converging = [m for m in config.methods if m in CONVERGING and m in table]
+    others = [m for m in config.methods if m not in CONVERGING and m in table]
+    if not table:
+        return []
+    conv_values = {m: table[m].get(lowest, np.nan) for m in converging}
+    other_values = {m: table[m].get(lowest, np.nan) for m in others}
+    reached = {m: converged_from(table[m], layers) for m in table}
+    ours = (f"{model_name} ({acc}); median |cos| at {lowest}: "
+            + ", ".join(f"{m} {v:.4f}" for m, v in {**conv_values, **other_values}.items())
+            + "; converged (> 0.99) from layer: " + ", ".join(f"{m} {reached[m] or '-'}" for m in table))
+    passed = all(v > 0.99 for v in conv_values.values()) and all(v < 0.99 for v in other_values.values())
+    return [Claim("When Explanations Lie, cosine similarity convergence",
+                  "modified-BP attributions converge to rank one (median |cos| > 0.99 at the lowest layers) "
+                  "for all methods but DeepLIFT and LRP-z (and the gradient)", ours, passed, "> 0.99 vs < 0.99",
+                  "median |cos| at the lowest conv layer")]
+
+
+def _ssim_claim(rows, config, model_name, check, where, where_paper, text):
+    meds = {m: _median_ci(rows, config, model=model_name, check=check, method=m, **where) for m in config.methods}
+    meds = {m: v for m, v in meds.items() if np.isfinite(v[0])}
+    if not meds:
+        return []
+    conv = [v[0] for m, v in meds.items() if m in CONVERGING]
+    other = [v[0] for m, v in meds.items() if m in ("gradient", "deeplift")]
+    passed = bool(conv and other) and min(conv) > max(other)
+    ours = f"{model_name}: median SSIM [99 % CI] " + ", ".join(f"{m} {v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"
+                                                             for m, v in meds.items())
+    return [Claim(f"When Explanations Lie, {where_paper}", text, ours, passed, "qualitative",
+                  "min over converging methods > max over gradient and DeepLIFT")]
+
+
+def run(config=None, preset="quick", out="figures"):
+    """Runs (or resumes) the experiment; returns ``(rows, claims)`` (see :func:`experiments.common.run`)."""
+    from experiments import common
+    return common.run(sys.modules[__name__], preset, out, config)
+
+
+# For the experiments registry: name -> module path.
+EXPERIMENTS = {NAME: __name__}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=TITLE)
+    parser.add_argument("--preset", default="quick", choices=tuple(PRESETS))
+    parser.add_argument("--out", default="figures")
+    args = parser.parse_args()
+    from experiments import report
+    run(preset=args.preset, out=args.out)
+    print(f"report: {report.write(args.out)}")

@@ -1,0 +1,42 @@
+"""The small convnet of Sixt et al. (appendix D) and the When-Explanations-Lie experiment's plumbing
+(an untrained model injected into the run's context: no data or training needed)."""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from experiments import when_explanations_lie as wel
+from tf_sanity import sixt_models
+
+
+def test_convnet_structure():
+    model = sixt_models.convnet()
+    assert model.output_shape == (None, 10)
+    assert [layer.name for layer in model.layers if layer.weights] == ["conv1", "conv2", "conv3", "conv4", "fc5", "fc6"]
+    assert model.get_layer("pool4").output.shape[1:] == (7, 7, 128)
+    assert model.count_params() == 6_674_058
+    assert [g for g, _ in model.randomization_groups] == ["fc6", "fc5", "conv4", "conv3", "conv2", "conv1"]
+
+
+def test_experiment_units_rows_figures_and_claims():
+    keras.utils.set_random_seed(0)
+    model = sixt_models.convnet(widths=(4, 4, 6, 6, 16))
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    config = dataclasses.replace(wel.PRESETS["quick"], models=("sixt-mnist",), methods=("lrp_alpha1beta0", "deeplift"),
+                                 images=3, csc_images=2, bootstrap=100)
+    context = {"sixt-mnist": dict(model=model, meta={"test_accuracy": 0.1, "steps": 0}, x=x,
+                                  targets=np.array([1, 2, 3]), index=np.arange(3),
+                                  patterns=None)}
+    rows = []
+    for unit in wel.units(config):
+        rows += wel.compute(config, unit, context)
+    csc_rows = [r for r in rows if r["check"] == "csc"]
+    assert {r["layer"] for r in csc_rows} == set(wel.CSC_LAYERS["sixt"])
+    cascade = [r for r in rows if r["check"] == "cascading"]
+    assert len(cascade) == 2 * 6 * 3  # methods x stages x images
+    assert {r["check"] for r in rows} == {"model", "csc", "random_logit", "cascading"}
+    figures = wel.plot(rows, config)
+    assert set(figures) == {"csc", "random_logit", "cascading"}
+    claims = wel.claims(rows, config)
+    assert len(claims) == 3 and all(c.ours for c in claims)
