@@ -1,11 +1,12 @@
 """``tf-sanity reproduce``: run paper figures by name, resume them, and write the report."""
 
 import importlib
+import os
 
 from tf_sanity.errors import SanityError
 
 import experiments
-from experiments import common, report
+from experiments import common, imagenet_inputs, report
 
 
 def add_parser(subparsers):
@@ -15,6 +16,10 @@ def add_parser(subparsers):
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.add_argument("--preset", default="quick", choices=("quick", "paper"))
     p.add_argument("--out", default="figures", help="output folder (default: figures/)")
+    p.add_argument("--data-dir", help="folder with mnist/ and fashion-mnist/ (the original .gz files) for offline "
+                   "use; sets $TF_SANITY_DATA_DIR")
+    p.add_argument("--checkpoint", help="TF-slim inception_v3.ckpt for the Inception figures; sets "
+                   f"${imagenet_inputs.CHECKPOINT_ENV}")
     p.set_defaults(func=reproduce)
 
 
@@ -24,6 +29,10 @@ def reproduce(args):
             module = importlib.import_module(path)
             print(f"{name:<32} {module.TITLE}")
         return 0
+    if args.data_dir:
+        os.environ["TF_SANITY_DATA_DIR"] = args.data_dir
+    if args.checkpoint:
+        os.environ[imagenet_inputs.CHECKPOINT_ENV] = args.checkpoint
     run_all = args.names == ["all"]
     names = list(experiments.EXPERIMENTS) if run_all else args.names
     modules = [experiments.get(name) for name in names]  # unknown names fail before any work

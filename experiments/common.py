@@ -24,6 +24,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import hashlib
 import json
 import os
 import pathlib
@@ -98,12 +99,17 @@ def _slug(unit):
 
 
 class Store:
-    """Per-unit result files of one experiment run (`experiment`, `preset`) under `out`."""
+    """Per-unit result files of one experiment run (`experiment`, `preset`, `config`) under `out`.
 
-    def __init__(self, out, name, preset):
+    Units live in a folder keyed by a hash of the config, so a changed config (another data folder,
+    more images) never reuses units computed under the old one.
+    """
+
+    def __init__(self, out, name, preset, config=None):
         self.out = pathlib.Path(out)
         self.stem = f"{name}-{preset}"
-        self.units_dir = self.out / ".units" / self.stem
+        digest = hashlib.sha256(repr(config).encode()).hexdigest()[:12]
+        self.units_dir = self.out / ".units" / f"{self.stem}-{digest}"
 
     def unit_path(self, unit):
         return self.units_dir / f"{_slug(unit)}.csv"
@@ -157,7 +163,7 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
         if preset not in module.PRESETS:
             raise SanityError(f"unknown preset {preset!r}; valid: {', '.join(module.PRESETS)}")
         config = module.PRESETS[preset]
-    store = Store(out, module.NAME, preset)
+    store = Store(out, module.NAME, preset, config)
     units = list(module.units(config))
     todo = [u for u in units if not store.done(u)]
     start = time.perf_counter()

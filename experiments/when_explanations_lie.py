@@ -15,18 +15,15 @@ modified-backprop methods (settings in ``../shared/REFERENCE.md`` section 3, imp
   initializer (the paper's cascading check), medians with bootstrap intervals.
 
 Rows are tidy (one per model x check x method x layer/stage x image). Run with
-``python -m experiments.when_explanations_lie --preset quick`` (or ``tf-sanity reproduce
-when_explanations_lie`` once the name is in :data:`experiments.EXPERIMENTS`).
+``tf-sanity reproduce when_explanations_lie [--preset quick|paper]``.
 """
 
-import argparse
 import dataclasses
-import os
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from experiments import common
 from experiments.common import Claim
 
 NAME = "when_explanations_lie"
@@ -82,7 +79,7 @@ class Config:
 
 PRESETS = {
     "quick": Config(models=("sixt-mnist", "mnist-cnn"), images=12, csc_images=4, pattern_images=500,
-                    zoo_profile="short", bootstrap=1000),
+                    bootstrap=1000),
     "paper": Config(),
 }
 
@@ -92,10 +89,6 @@ def _zoo_profile(name):
     if name == "short":
         return dataclasses.replace(training.PROFILES["paper"], name="short", steps=ZOO_SHORT_STEPS)
     return name
-
-
-def _data_dir(config):
-    return config.data_dir or os.environ.get("TF_SANITY_DATA_DIR") or None
 
 
 def _dataset(model_name):
@@ -110,7 +103,7 @@ def requires(config):
     """The MNIST / Fashion-MNIST files (see :mod:`tf_sanity.datasets`)."""
     from tf_sanity import datasets
     for name in {_dataset(m) for m in config.models}:
-        datasets.prepare(name, _data_dir(config))
+        datasets.prepare(name, common.data_dir(config))
     unknown = [m for m in config.models if _family(m) not in LOGIT_LAYER]
     if unknown:
         from tf_sanity.errors import SanityError
@@ -130,13 +123,13 @@ def _setup(config, model_name, context):
     if model_name in context:
         return context[model_name]
     from tf_sanity import datasets, patterns, sixt_models, zoo
-    data = datasets.load(_dataset(model_name), _data_dir(config))
+    data = datasets.load(_dataset(model_name), common.data_dir(config))
     if model_name.startswith("sixt-"):
         model, meta = sixt_models.trained(_dataset(model_name), config.sixt_profile, seed=config.seed,
-                                          data_dir=_data_dir(config))
+                                          data_dir=common.data_dir(config))
     else:
         model, meta = zoo.load_or_train(model_name, profile=_zoo_profile(config.zoo_profile), seed=config.seed,
-                                        data_dir=_data_dir(config), progress=False)
+                                        data_dir=common.data_dir(config), progress=False)
     rng = np.random.default_rng(config.seed)
     index = np.sort(rng.choice(len(data.x_test), config.images, replace=False))
     fit_on = data.x_train[rng.choice(len(data.x_train), config.pattern_images, replace=False)]
@@ -347,23 +340,3 @@ def _ssim_claim(rows, config, model_name, check, where, where_paper, text):
                                                              for m, v in meds.items())
     return [Claim(f"When Explanations Lie, {where_paper}", text, ours, passed, "qualitative",
                   "min over converging methods > max over gradient and DeepLIFT")]
-
-
-def run(config=None, preset="quick", out="figures"):
-    """Runs (or resumes) the experiment; returns ``(rows, claims)`` (see :func:`experiments.common.run`)."""
-    from experiments import common
-    return common.run(sys.modules[__name__], preset, out, config)
-
-
-# For the experiments registry: name -> module path.
-EXPERIMENTS = {NAME: __name__}
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=TITLE)
-    parser.add_argument("--preset", default="quick", choices=tuple(PRESETS))
-    parser.add_argument("--out", default="figures")
-    args = parser.parse_args()
-    from experiments import report
-    run(preset=args.preset, out=args.out)
-    print(f"report: {report.write(args.out)}")

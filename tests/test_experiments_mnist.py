@@ -29,7 +29,7 @@ def test_runs_writes_tidy_rows_figures_and_resumes(tiny, tmp_path):
     assert (tmp_path / "sc_cascading_mnist-quick-mnist-cnn-cascading.png").exists()
     assert (tmp_path / "sc_cascading_mnist-quick-st-fig2.png").exists()
     assert len(claims) >= 5
-    store = common.Store(tmp_path, exp.NAME, "quick")
+    store = common.Store(tmp_path, exp.NAME, "quick", tiny)
     store.unit_path("mnist-mlp/independent/hidden2").unlink()
     calls = []
     original = exp.compute

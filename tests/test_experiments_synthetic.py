@@ -82,7 +82,7 @@ def test_calibration_without_checkpoint_skips_model_rows_and_resumes(tmp_path, m
     raw = _by_start(claims, "raw zero-centred masks")[0]
     assert raw.passed, raw.ours
 
-    store = common.Store(tmp_path, sc_calibration.NAME, "quick")
+    store = common.Store(tmp_path, sc_calibration.NAME, "quick", config)
     store.unit_path("uniform/1ch").unlink()
     calls = []
     original = sc_calibration.compute
@@ -102,3 +102,11 @@ def test_missing_inputs_fail_with_what_to_provide(tmp_path, monkeypatch):
                                                                  data_dir=str(tmp_path)))
     with pytest.raises(SanityError, match="real TF-slim checkpoint"):
         sc_calibration.requires(dataclasses.replace(sc_calibration.PRESETS["quick"], checkpoint=str(tmp_path / "none")))
+
+
+def test_changed_config_recomputes_instead_of_reusing_units(tmp_path):
+    config = sc_calibration.PRESETS["quick"]
+    other = dataclasses.replace(config, seed=config.seed + 1)
+    a, b = common.Store(tmp_path, "x", "quick", config), common.Store(tmp_path, "x", "quick", other)
+    assert a.units_dir != b.units_dir
+    assert a.units_dir == common.Store(tmp_path, "x", "quick", config).units_dir

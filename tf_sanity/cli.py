@@ -7,7 +7,12 @@ parsed args). Errors of type :class:`tf_sanity.errors.SanityError` print one lin
 
 import argparse
 import importlib
+import os
 import sys
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is noise on a command line; a user's
+# own setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tf_sanity.errors import SanityError
 
