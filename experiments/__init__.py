@@ -7,6 +7,7 @@ Modules are imported only when used.
 import importlib
 
 EXPERIMENTS = {
+    "sc_models": "experiments.sc_models",
     "st_fig1_shared_zeros": "experiments.st_fig1_shared_zeros",
     "sc_cascading_mnist": "experiments.sc_cascading_mnist",
     "st_nz_plateau": "experiments.st_nz_plateau",

@@ -23,14 +23,15 @@ with the settings in columns.
 import contextlib
 import csv
 import dataclasses
-import io
 import hashlib
+import io
 import json
 import os
 import pathlib
 import re
 import time
 
+import matplotlib.pyplot as plt
 from tqdm import tqdm
 
 from tf_sanity.errors import SanityError
@@ -185,6 +186,7 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
             path = pathlib.Path(out) / f"{store.stem}{'-' + suffix if suffix else ''}.{ext}"
             path.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, dpi=150, bbox_inches="tight")
+        plt.close(fig)
     claims = module.claims(rows, config)
     atomic_write(pathlib.Path(out) / "claims" / f"{store.stem}.json",
                  json.dumps({"experiment": module.NAME, "title": module.TITLE, "preset": preset,

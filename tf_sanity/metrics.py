@@ -87,8 +87,8 @@ def spearman_nz(a, b, x, baseline=0.0, absolute=False):
         a, b, keep = a[None], b[None], keep[None]
     if absolute:
         a, b = np.abs(a), np.abs(b)
-    values = np.array([scipy.stats.spearmanr(ai[k], bi[k]).statistic if k.sum() > 1 else np.nan
-                       for ai, bi, k in zip(a, b, keep)])
+    values = np.array([rank_correlation(ai[k][None], bi[k][None])[0] if k.sum() > 1 else np.nan
+                       for ai, bi, k in zip(a, b, keep)])  # NaN where a mask is constant, as spearman()
     return _out(values, single)
 
 

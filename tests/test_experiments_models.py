@@ -1,0 +1,36 @@
+"""sc_models: accuracy rows and claims from the zoo's metadata (training itself is tested in test_training)."""
+
+import dataclasses
+
+from experiments import common, sc_models
+from tf_sanity import zoo
+
+
+def _fake_zoo(monkeypatch, accuracies):
+    calls = []
+
+    def load_or_train(name, *, random_labels, **kw):
+        calls.append((name, random_labels))
+        test, train, cap = accuracies[(name, random_labels)]
+        return None, dict(test_accuracy=test, train_accuracy=train, training_time_s=1.0, steps=10, epochs=1,
+                          stopping=dict(cap_hit=cap))
+    monkeypatch.setattr(zoo, "load_or_train", load_or_train)
+    return calls
+
+
+def test_accuracy_claims_pass_and_fail_on_the_papers_floors(tmp_path, monkeypatch, shared_data):
+    config = dataclasses.replace(sc_models.PRESETS["quick"], models=("mnist-cnn", "mnist-mlp", "fashion_mnist-mlp"),
+                                 random_label_models=("mnist-mlp", "fashion_mnist-mlp"), data_dir=str(shared_data))
+    calls = _fake_zoo(monkeypatch, {("mnist-cnn", False): (0.9905, 0.995, False),
+                                    ("mnist-mlp", False): (0.980, 0.99, False),       # below the 98.3 % floor
+                                    ("fashion_mnist-mlp", False): (0.89, 0.93, False),
+                                    ("mnist-mlp", True): (0.101, 0.96, False),
+                                    ("fashion_mnist-mlp", True): (0.10, 0.60, True)})  # cap hit, not memorized
+    rows, claims = common.run(sc_models, "quick", tmp_path, config=config, progress=False)
+    assert len(calls) == 5 and len(rows) == 15
+    verdict = {c.claim.split(" ")[0]: c.passed for c in claims if "permuted" not in c.claim}
+    assert verdict == {"mnist-cnn": True, "mnist-mlp": False, "fashion_mnist-mlp": None}
+    random = [c for c in claims if "permuted" in c.claim]
+    assert [c.passed for c in random] == [True, False]
+    assert "epoch cap hit" in random[1].ours and "epoch cap hit" not in random[0].ours
+    assert (tmp_path / "sc_models-quick.png").exists()
