@@ -39,4 +39,6 @@ def test_experiment_units_rows_figures_and_claims():
     figures = wel.plot(rows, config)
     assert set(figures) == {"csc", "random_logit", "cascading"}
     claims = wel.claims(rows, config)
-    assert len(claims) == 3 and all(c.ours for c in claims)
+    assert len(claims) == 4 and all(c.ours for c in claims)
+    assert claims[0].claim.startswith("DeepLIFT") and "deeplift" in claims[0].ours
+    assert "lrp_alpha1beta0" in claims[1].ours and "converging here:" in claims[2].ours
