@@ -1,6 +1,7 @@
 """sc_models: accuracy rows and claims from the zoo's metadata (training itself is tested in test_training)."""
 
 import dataclasses
+import json
 
 from experiments import common, sc_models
 from tf_sanity import zoo
@@ -34,3 +35,15 @@ def test_accuracy_claims_pass_and_fail_on_the_papers_floors(tmp_path, monkeypatc
     assert [c.passed for c in random] == [True, False]
     assert "epoch cap hit" in random[1].ours and "epoch cap hit" not in random[0].ours
     assert (tmp_path / "sc_models-quick.png").exists()
+
+
+def test_report_counts_verdicts_and_lists_every_claim(tmp_path):
+    from experiments import report
+    claims = [dict(paper="P", claim=f"c{i}", paper_value="1", ours="2", tolerance="t", passed=v)
+              for i, v in enumerate([True, True, False, None])]
+    (tmp_path / "claims").mkdir()
+    common.atomic_write(tmp_path / "claims" / "x-quick.json", json.dumps(
+        dict(experiment="x", title="X figure", preset="quick", config={}, claims=claims)))
+    text = report.write(tmp_path).read_text()
+    assert "| x | quick | 2 | 1 | 1 |" in text
+    assert all(f"| P | c{i} |" in text for i in range(4)) and "| **no** |" in text
