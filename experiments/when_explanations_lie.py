@@ -78,8 +78,8 @@ class Config:
 
 
 PRESETS = {
-    "quick": Config(models=("sixt-mnist", "mnist-cnn"), images=12, csc_images=4, pattern_images=500,
-                    bootstrap=1000),
+    "quick": Config(models=("sixt-mnist", "sixt-fashion_mnist", "mnist-cnn"), images=12, csc_images=4,
+                    pattern_images=500, bootstrap=1000),
     "paper": Config(),
 }
 
