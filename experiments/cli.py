@@ -16,8 +16,8 @@ def add_parser(subparsers):
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.add_argument("--preset", default="quick", choices=("quick", "paper"))
     p.add_argument("--out", default="figures", help="output folder (default: figures/)")
-    p.add_argument("--data-dir", help="folder with mnist/ and fashion-mnist/ (the original .gz files) for offline "
-                   "use; sets $TF_SANITY_DATA_DIR")
+    p.add_argument("--data-dir", help="folder with mnist/, fashion-mnist/ (the original .gz files) and imagenet/ "
+                   "(labels.csv and images) for offline use; sets $TF_SANITY_DATA_DIR")
     p.add_argument("--checkpoint", help="TF-slim inception_v3.ckpt for the Inception figures; sets "
                    f"${imagenet_inputs.CHECKPOINT_ENV}")
     p.set_defaults(func=reproduce)

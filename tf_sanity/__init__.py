@@ -6,10 +6,10 @@
         rho = tf_sanity.metrics.spearman(masks, tf_sanity.explain(randomized, images, "gradient", targets))
 """
 
-from tf_sanity import metrics, postprocess, randomization, rules
+from tf_sanity import metrics, postprocess, randomization, rules, visualize, zoo
 from tf_sanity.errors import SanityError
 from tf_sanity.methods import LABELS, METHODS, Method, explain, smoothgrad, vargrad
 from tf_sanity import csc, deeplift, lrp, modified_bp, patterns  # registers Sixt et al. (2020)'s methods
 
 __all__ = ["explain", "METHODS", "LABELS", "Method", "smoothgrad", "vargrad", "metrics",
-           "postprocess", "randomization", "rules", "SanityError"]
+           "postprocess", "randomization", "rules", "visualize", "zoo", "SanityError"]

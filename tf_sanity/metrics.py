@@ -24,7 +24,7 @@ import skimage.feature
 import skimage.metrics
 
 from tf_sanity import postprocess
-from tf_sanity.errors import unknown_name
+from tf_sanity.errors import SanityError, unknown_name
 
 PRESETS = ("original_code", "paper")
 
@@ -35,7 +35,7 @@ def _pair(a, b, absolute, normalize):
     batch_a, single = postprocess.as_batch(a)
     batch_b, _ = postprocess.as_batch(b)
     if batch_a.shape != batch_b.shape:
-        raise ValueError(f"masks differ in shape: {np.shape(a)} vs {np.shape(b)}")
+        raise SanityError(f"masks differ in shape: {np.shape(a)} vs {np.shape(b)}; compare masks of the same images")
     fn = postprocess.NORMALIZATIONS[normalize]
     return fn(batch_a, absolute=absolute), fn(batch_b, absolute=absolute), single
 

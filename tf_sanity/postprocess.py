@@ -13,6 +13,8 @@ The original notebooks of Adebayo et al. (2018) (``../shared/REFERENCE.md``, "Si
 
 import numpy as np
 
+from tf_sanity.errors import SanityError
+
 
 def as_batch(mask):
     """Returns ``(batch [B, H, W, C], was_single)``; 2-D maps get a channel axis."""
@@ -23,7 +25,7 @@ def as_batch(mask):
         return m[None], True
     if m.ndim == 4:
         return m, False
-    raise ValueError(f"expected a mask [H, W(, C)] or a batch [B, H, W, C], got shape {m.shape}")
+    raise SanityError(f"expected a mask [H, W(, C)] or a batch [B, H, W, C], got shape {m.shape}")
 
 
 def _unbatch(maps, single):
