@@ -49,7 +49,8 @@ class Config:
     """Settings of one run.
 
     Attributes:
-      models: ``sixt-<dataset>`` (the small convnet) or a :mod:`tf_sanity.zoo` name (``mnist-cnn``).
+      models: ``sixt-<dataset>`` (the small convnet; ``sixt-cifar10`` is the paper's own setting and needs
+        CIFAR-10 online or in the data folder) or a :mod:`tf_sanity.zoo` name (``mnist-cnn``).
       checks: any of :data:`CHECKS`.
       methods: method names with backward rules (:data:`METHODS`).
       images: test images for the random-logit and cascading checks (a seeded random selection).

@@ -106,3 +106,16 @@ def test_fashion_mnist_offline_build(shared_data, tmp_path):
     assert ds.class_names[0] == "T-shirt/top"
     labels = _idx_payload(shared_data / "fashion-mnist" / "train-labels-idx1-ubyte.gz", 8)
     np.testing.assert_array_equal(ds.y_train, labels)
+
+
+def test_cifar10_for_the_small_convnet_fails_fast_offline_and_says_which_file(tmp_path, monkeypatch):
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(datasets, "_reachable", lambda url: False)
+    start = time.perf_counter()
+    with pytest.raises(SanityError, match=r"www\.cs\.toronto\.edu cannot be reached; put the original "
+                                          r"cifar-10-binary\.tar\.gz in DIR/cifar10/"):
+        datasets.prepare("cifar10", None, tfds_dir=tmp_path / "tfds")
+    (tmp_path / "data" / "cifar10").mkdir(parents=True)
+    with pytest.raises(SanityError, match=r"lacks cifar-10-binary\.tar\.gz"):
+        datasets.prepare("cifar10", tmp_path / "data", tfds_dir=tmp_path / "tfds")
+    assert time.perf_counter() - start < 5

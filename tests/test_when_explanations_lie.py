@@ -17,6 +17,9 @@ def test_convnet_structure():
     assert model.get_layer("pool4").output.shape[1:] == (7, 7, 128)
     assert model.count_params() == 6_674_058
     assert [g for g, _ in model.randomization_groups] == ["fc6", "fc5", "conv4", "conv3", "conv2", "conv1"]
+    cifar = sixt_models.convnet(input_shape=sixt_models.INPUT_SHAPES["cifar10"])   # the paper's CIFAR-10 net
+    assert cifar.get_layer("pool4").output.shape[1:] == (8, 8, 128)
+    assert cifar.count_params() == 3 * 3 * 2 * 32 + 8 * 8 * 128 * 1024 - 7 * 7 * 128 * 1024 + 6_674_058
 
 
 def test_experiment_units_rows_figures_and_claims():

@@ -1,4 +1,4 @@
-"""MNIST and Fashion-MNIST through tensorflow-datasets, online or from the original files.
+"""MNIST and Fashion-MNIST (and CIFAR-10) through tensorflow-datasets, online or from the original files.
 
 The paper's MNIST and Fashion-MNIST experiments (Adebayo et al. 2018, section 4 and appendix) use
 the standard 60,000 / 10,000 splits. Here the data always goes through
@@ -15,6 +15,9 @@ the standard 60,000 / 10,000 splits. Here the data always goes through
 
 The prepared tfds dataset is written once under ``<cache>/tensorflow_datasets`` (see
 :func:`cache_dir`) and reused afterwards; any build that succeeded passed the checksums.
+
+CIFAR-10 (for the small convnet of "When Explanations Lie", appendix D) goes the same way, from
+``DIR/cifar10/cifar-10-binary.tar.gz`` or downloaded by tfds; its images are ``(n, 32, 32, 3)``.
 
 Arrays come back as in the paper's code: images float32 in ``[0, 1]`` shaped ``(n, 28, 28, 1)``,
 labels int32 in ``0..9``, each split in the order of the original files (tfds shuffles on
@@ -38,25 +41,27 @@ DATA_DIR_ENV = "TF_SANITY_DATA_DIR"
 CACHE_ENV = "TF_SANITY_CACHE"
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-# tfds name -> sub-folder of the data folder holding the original files.
-SUBFOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
+# tfds name -> sub-folder of the data folder holding the original files, and those files.
+SUBFOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist", "cifar10": "cifar10"}
+ORIGINAL_FILES = {"mnist": FILES, "fashion_mnist": FILES, "cifar10": ("cifar-10-binary.tar.gz",)}
 # One file per dataset whose URL is probed before tfds is allowed to download.
 _PROBE_URLS = {
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/t10k-labels-idx1-ubyte.gz",
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/t10k-labels-idx1-ubyte.gz",
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
 }
 _PROBE_TIMEOUT_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """One of MNIST / Fashion-MNIST in memory.
+    """One of MNIST / Fashion-MNIST / CIFAR-10 in memory.
 
     Attributes:
-      name: the tfds name, ``"mnist"`` or ``"fashion_mnist"``.
-      x_train: float32 ``(60000, 28, 28, 1)`` in ``[0, 1]``.
+      name: the tfds name, ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
+      x_train: float32 ``(60000, 28, 28, 1)`` in ``[0, 1]`` (CIFAR-10: ``(50000, 32, 32, 3)``).
       y_train: int32 ``(60000,)``.
-      x_test: float32 ``(10000, 28, 28, 1)`` in ``[0, 1]``.
+      x_test: float32 ``(10000, 28, 28, 1)`` in ``[0, 1]`` (CIFAR-10: ``(10000, 32, 32, 3)``).
       y_test: int32 ``(10000,)``.
       class_names: the 10 label names.
       checksum: sha256 (hex) of the raw uint8 train images, train labels, test images and test
@@ -84,7 +89,9 @@ def resolve_data_dir(data_dir=None):
 
 
 def _how_to_provide(name):
-    return (f"put the four original .gz files ({', '.join(FILES)}) in DIR/{SUBFOLDERS[name]}/ and pass "
+    files = ORIGINAL_FILES[name]
+    what = f"the four original .gz files ({', '.join(files)})" if len(files) == 4 else f"the original {files[0]}"
+    return (f"put {what} in DIR/{SUBFOLDERS[name]}/ and pass "
             f"--data-dir DIR (Python: data_dir=DIR) or set {DATA_DIR_ENV}=DIR")
 
 
@@ -122,7 +129,7 @@ def _download_config(name, data_dir):
     folder = data_dir / SUBFOLDERS[name]
     if not folder.is_dir():
         raise SanityError(f"no folder {folder}; {_how_to_provide(name)}")
-    missing = [f for f in FILES if not (folder / f).is_file()]
+    missing = [f for f in ORIGINAL_FILES[name] if not (folder / f).is_file()]
     if missing:
         raise SanityError(f"{folder} lacks {', '.join(missing)}; {_how_to_provide(name)}")
     return tfds.download.DownloadConfig(manual_dir=str(folder))
@@ -132,7 +139,7 @@ def prepare(name, data_dir=None, *, tfds_dir=None):
     """Builds the tfds dataset `name` once, from `data_dir` if given (checksums checked).
 
     Args:
-      name: ``"mnist"`` or ``"fashion_mnist"``.
+      name: ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
       data_dir: the folder with ``mnist/`` and ``fashion-mnist/`` sub-folders of original ``.gz``
         files; defaults to ``$TF_SANITY_DATA_DIR``; with neither, tfds downloads the files.
       tfds_dir: where tfds keeps prepared datasets; defaults to ``<cache>/tensorflow_datasets``.
@@ -159,7 +166,7 @@ def prepare(name, data_dir=None, *, tfds_dir=None):
             builder.download_and_prepare(download_dir=downloads, download_config=config)
         except NonMatchingChecksumError as e:
             found = re.search(r"downloaded to (.+?), has wrong checksum", str(e))
-            where = found.group(1) if found else next((f for f in FILES if f in str(e)), "a file")
+            where = found.group(1) if found else next((f for f in ORIGINAL_FILES[name] if f in str(e)), "a file")
             raise SanityError(f"checksum mismatch for {where}: it is not the original {name} file; "
                               f"replace it with the original (tfds checks size and sha256)") from None
     return builder
@@ -188,16 +195,18 @@ def _file_order(split, n):
 
 
 def load(name, data_dir=None, *, tfds_dir=None):
-    """Loads MNIST or Fashion-MNIST as arrays in the original files' order.
+    """Loads MNIST, Fashion-MNIST or CIFAR-10 as arrays in the original files' order.
 
     Args:
-      name: ``"mnist"`` or ``"fashion_mnist"``.
+      name: ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
       data_dir: offline folder of original files (see :func:`prepare`).
       tfds_dir: tfds data folder (see :func:`prepare`).
 
     Returns:
-      A :class:`Dataset` with images float32 in ``[0, 1]`` shaped ``(n, 28, 28, 1)`` and int32
-      labels, both splits in the order of the original files (tfds stores them shuffled).
+      A :class:`Dataset` with images float32 in ``[0, 1]`` shaped ``(n, 28, 28, 1)`` (CIFAR-10:
+      ``(n, 32, 32, 3)``) and int32 labels, both splits in the order of the original files (tfds
+      stores them shuffled; its CIFAR-10 builder keys examples by file index as its MNIST builder
+      does, but only MNIST's order is checked against the files, in tests/test_datasets.py).
     """
     import tensorflow_datasets as tfds
 
