@@ -211,9 +211,12 @@ def claims(rows, config):
     out.append(Claim("Sanity Checks, Fig. 4 (MNIST CNN)", "Gradient's signed Spearman falls to about 0 once "
                      "the output layer is randomized", f"{grad_out:.3f}", abs(grad_out) < 0.2, "~0", "|rho| < 0.2"))
     final = {m: _mean(rows, **cnn, method=m, stage="conv1", metric="spearman_abs") for m in BASE}
+    high = [k for k, v in final.items() if v >= 0.95]
     out.append(Claim("Sanity Checks, Sec. 4.1", "with all layers randomized, every method's absolute Spearman is "
-                     "below its value for the trained model (1.0)", ", ".join(f"{k}: {v:.2f}" for k, v in final.items()),
-                     all(v < 0.95 for v in final.values() if np.isfinite(v)), "< 1", "< 0.95"))
+                     "below its value for the trained model (1.0)", ", ".join(f"{k}: {v:.2f}" for k, v in final.items())
+                     + (f"; {', '.join(high)} stay high: the (x - baseline) factor is zero on MNIST's black "
+                        "background, the shared zeros of S&T Fig. 1 (their spearman_nz drops)" if high else ""),
+                     not high, "< 1", "< 0.95"))
     gbp = [_mean(rows, **cnn, method="guided_backprop", stage=s, metric="spearman_abs") for s in ("output", "fc1")]
     grad = [_mean(rows, **cnn, method="gradient", stage=s, metric="spearman_abs") for s in ("output", "fc1")]
     out.append(Claim("Sanity Checks, Sec. 4.1 / Fig. 4", "Guided Backprop stays more similar than Gradient while only "
