@@ -95,8 +95,8 @@ def test_data_dir_from_argument_or_environment(monkeypatch, tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(SanityError, match="fashion_mnist, mnist"):
-        datasets.prepare("cifar10")
+    with pytest.raises(SanityError, match="cifar10, fashion_mnist, mnist"):
+        datasets.prepare("svhn_cropped")
 
 
 @pytest.mark.slow
