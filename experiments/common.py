@@ -221,12 +221,19 @@ def method_settings(method, config):
     return settings
 
 
+def replica_devices():
+    """The devices the ``paper`` preset mirrors over: every visible GPU (tests swap in logical CPUs)."""
+    import tensorflow as tf
+    return tf.config.list_logical_devices("GPU")
+
+
 def _strategy(preset):
-    """The ``paper`` preset spreads work over all visible GPUs (MirroredStrategy) when there are several."""
+    """The ``paper`` preset spreads work over the :func:`replica_devices` (MirroredStrategy) when there are several."""
     if preset != "paper":
         return None
     import tensorflow as tf
-    return tf.distribute.MirroredStrategy() if len(tf.config.list_logical_devices("GPU")) > 1 else None
+    devices = replica_devices()
+    return tf.distribute.MirroredStrategy([d.name for d in devices]) if len(devices) > 1 else None
 
 
 @contextlib.contextmanager

@@ -33,3 +33,36 @@ def test_mirrored_strategy_over_logical_cpus_gives_the_same_masks():
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 3 ok True" in result.stdout
+
+
+EXPERIMENT = textwrap.dedent("""
+    import dataclasses, sys, tempfile
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 3)
+    from experiments import common, sc_fig7_conv_sumpool as exp
+    config = dataclasses.replace(exp.PRESETS["quick"], images=1, size=64, widths=(8,), nets=(0,),
+                                 methods=("gradient", "integrated_gradients"), ig_steps=3, data_dir=sys.argv[1])
+    with tempfile.TemporaryDirectory() as out:
+        plain, _ = common.run(exp, "quick", out, config=config, progress=False)
+    common.replica_devices = lambda: tf.config.list_logical_devices("CPU")
+    assert common._strategy("paper").num_replicas_in_sync == 3 and common._strategy("quick") is None
+    from tf_sanity import engine
+    wrapped, original = [], engine._distributed
+    engine._distributed = lambda fn, strategy: wrapped.append(strategy) or original(fn, strategy)
+    with tempfile.TemporaryDirectory() as out:
+        mirrored, _ = common.run(exp, "paper", out, config=config, progress=False)
+    assert wrapped and all(s.num_replicas_in_sync == 3 for s in wrapped)   # the explainers really were mirrored
+    assert len(mirrored) == len(plain) > 0
+    for a, b in zip(plain, mirrored):
+        assert {k: v for k, v in a.items() if k != "value"} == {k: v for k, v in b.items() if k != "value"}
+        assert np.isclose(a["value"], b["value"], rtol=1e-4, atol=1e-6, equal_nan=True), (a, b)
+    print("experiment mirrored over", 3, "replicas: same rows")
+""")
+
+
+def test_paper_preset_route_runs_an_experiment_mirrored_with_the_same_rows(shared_data):
+    result = subprocess.run([sys.executable, "-c", EXPERIMENT, str(shared_data)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "same rows" in result.stdout
