@@ -75,7 +75,8 @@ def test_random_labels_train_until_the_stopping_rule(mnist_dataset):
 
 def test_interrupted_training_resumes_from_its_checkpoint(mnist_dataset, tmp_path):
     data = _subset(mnist_dataset, 600, 500)
-    profile = _profile(steps=None, epochs=3, holdout=100)  # 500 trained on: 10 steps an epoch
+    # decay_layers is a tuple, as in the original_code profile: stored as JSON it comes back a list.
+    profile = _profile(steps=None, epochs=3, holdout=100, decay_layers=("fc1",))  # 500 trained on: 10 steps an epoch
     straight = _model("mlp")
     expected = training.train(straight, data, profile, seed=5, progress=False)
     assert expected.steps == 30 and expected.validation_accuracy is not None

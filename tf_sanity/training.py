@@ -260,6 +260,7 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
     fingerprint = dict(model=model.name, params=int(model.count_params()), profile=dataclasses.asdict(profile),
                        seed=seed, random_labels=bool(random_labels), data=getattr(data, "checksum", None),
                        n_train=len(x_train))
+    fingerprint = json.loads(json.dumps(fingerprint))  # as stored: tuples become lists, so it compares equal
     state = None
     if checkpoint_path is not None:
         state = _load_checkpoint(checkpoint_path, model, optimizer, fingerprint)
