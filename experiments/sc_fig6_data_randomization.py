@@ -5,6 +5,11 @@ accuracy at chance; :mod:`tf_sanity.zoo`), explained on the same test images (Se
 shown in absolute value and diverging form; rank correlations (absolute and signed Spearman), SSIM
 and HOG similarity between the two models' masks are reported per method. Targets are the true
 test labels for both models.
+
+Both models use the ``original_code`` training profile: the paper states no recipe for the permuted
+labels beyond "> 95 % training accuracy"; the authors' scripts trained them like the true-label
+models (MLP without weight decay, 100-epoch budget), while the ``paper`` profile's weight decay on
+every kernel keeps the MLP near chance (see :mod:`experiments.sc_models`).
 """
 
 import dataclasses
@@ -34,14 +39,15 @@ class Config:
     shown: int = 2
     ig_steps: int = 20
     samples: int = 10
-    profile: str = "paper"
+    profile: str = "original_code"
     seed: int = 0
     data_dir: str = ""
     batch_size: int = 256
 
 
-# quick: the MLPs only (a random-label CNN may need up to its 100-epoch cap: many hours on 2 CPU cores).
-PRESETS = {"quick": Config(models=("mnist-mlp", "fashion_mnist-mlp")),
+# quick: the MNIST MLP only (each random-label model takes up to its 100-epoch cap: ~1.5 h for an MLP,
+# many hours for a CNN on 2 CPU cores).
+PRESETS = {"quick": Config(models=("mnist-mlp",)),
            "paper": Config(images=200, ig_steps=50, samples=50)}
 
 

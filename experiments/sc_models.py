@@ -24,46 +24,59 @@ PAPER_ACCURACY = {"mnist-cnn": 0.992, "mnist-mlp": 0.987}
 FLOOR = {"mnist-cnn": 0.990, "mnist-mlp": 0.983}
 
 
+TRUE_LABELS = tuple(f"{m}/true/paper" for m in ("mnist-cnn", "mnist-mlp", "fashion_mnist-cnn", "fashion_mnist-mlp"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    models: tuple = ("mnist-cnn", "mnist-mlp", "fashion_mnist-cnn", "fashion_mnist-mlp")
-    random_label_models: tuple = ()
-    profile: str = "paper"
+    """Which trained models to report.
+
+    Attributes:
+      runs: ``"<model>/<true|random>/<profile>"`` strings, one per cached (or to-be-trained) model.
+        Random labels use the ``original_code`` profile: the paper gives no recipe for them beyond
+        "> 95 % training accuracy", and the ``paper`` profile's weight decay on every kernel keeps
+        the MLP near chance (11.6 % after 3 epochs: the decay term is a third of the loss).
+    """
+
+    runs: tuple = TRUE_LABELS + ("mnist-mlp/true/original_code",)
     seed: int = 0
     data_dir: str = ""
 
 
-# quick: the true-label models only; a random-label model may need up to its 100-epoch cap (hours on 2 CPU cores).
-PRESETS = {"quick": Config(), "paper": Config(random_label_models=Config.models)}
+# quick: the true-label models plus the MNIST MLP on random labels (a random-label CNN may need its
+# 100-epoch cap: hours on 2 CPU cores); paper: all four on random labels as well.
+PRESETS = {"quick": Config(runs=Config.runs + ("mnist-mlp/random/original_code",)),
+           "paper": Config(runs=Config.runs + tuple(r.replace("/true/paper", "/random/original_code")
+                                                     for r in TRUE_LABELS))}
 
 
 def requires(config):
-    common.require_datasets(config, config.models + config.random_label_models)
+    common.require_datasets(config, tuple(run.split("/")[0] for run in config.runs))
 
 
 def units(config):
-    return [f"{m}/true" for m in config.models] + [f"{m}/random" for m in config.random_label_models]
+    return list(config.runs)
 
 
 def compute(config, unit, context):
     from tf_sanity import zoo
-    name, labels = unit.split("/")
-    _, meta = zoo.load_or_train(name, profile=config.profile, random_labels=labels == "random", seed=config.seed,
+    name, labels, profile = unit.split("/")
+    _, meta = zoo.load_or_train(name, profile=profile, random_labels=labels == "random", seed=config.seed,
                                 data_dir=common.data_dir(config))
     stopping = meta.get("stopping", {})
-    base = dict(model=name, labels=labels, profile=config.profile, seed=config.seed, steps=meta.get("steps"),
+    base = dict(model=name, labels=labels, profile=profile, seed=config.seed, steps=meta.get("steps"),
                 epochs=meta.get("epochs"), cap_hit=int(bool(stopping.get("cap_hit", False))))
     return [dict(base, metric=metric, value=meta[metric])
             for metric in ("test_accuracy", "train_accuracy", "training_time_s")]
 
 
-def _value(rows, model, labels, metric):
-    match = [r["value"] for r in rows if (r["model"], r["labels"], r["metric"]) == (model, labels, metric)]
+def _value(rows, run, metric):
+    match = [r["value"] for r in rows if (r["model"], r["labels"], r["profile"], r["metric"]) == (*run, metric)]
     return match[0] if match else None
 
 
 def plot(rows, config):
-    names = [f"{r['model']}\n{r['labels']}" for r in rows if r["metric"] == "test_accuracy"]
+    names = [f"{r['model']}\n{r['labels']}, {r['profile']}" for r in rows if r["metric"] == "test_accuracy"]
     test = [100 * r["value"] for r in rows if r["metric"] == "test_accuracy"]
     train = [100 * r["value"] for r in rows if r["metric"] == "train_accuracy"]
     x = np.arange(len(names))
@@ -80,22 +93,21 @@ def plot(rows, config):
 
 def claims(rows, config):
     out = []
-    for model in config.models:
-        test = _value(rows, model, "true", "test_accuracy")
-        paper = PAPER_ACCURACY.get(model)
-        if paper is not None:
-            out.append(Claim("Sanity Checks, appendix (Data sets & Models)", f"{model} test accuracy",
-                             f"{100 * test:.2f} %", test >= FLOOR[model], f"{100 * paper:.1f} %",
+    for unit in config.runs:
+        run = tuple(unit.split("/"))
+        model, labels, profile = run
+        test, train = _value(rows, run, "test_accuracy"), _value(rows, run, "train_accuracy")
+        if labels == "random":
+            cap = any(r["cap_hit"] for r in rows if (r["model"], r["labels"], r["profile"]) == run)
+            out.append(Claim("Sanity Checks, Sec. 4.2", f"{model} on permuted labels ({profile}): training accuracy "
+                             "> 95 %, test accuracy at chance", f"train {100 * train:.1f} %, test {100 * test:.1f} %"
+                             + (" (epoch cap hit)" if cap else ""),
+                             train > 0.95 and abs(test - 0.1) < 0.03, "train > 95 %, test ~10 %", "test 10 +- 3 %"))
+        elif model in PAPER_ACCURACY:
+            out.append(Claim("Sanity Checks, appendix (Data sets & Models)", f"{model} test accuracy ({profile})",
+                             f"{100 * test:.2f} %", test >= FLOOR[model], f"{100 * PAPER_ACCURACY[model]:.1f} %",
                              f">= {100 * FLOOR[model]:.1f} %"))
         else:
-            out.append(Claim("Sanity Checks, appendix", f"{model} test accuracy (the paper gives no number)",
+            out.append(Claim("Sanity Checks, appendix", f"{model} test accuracy ({profile}; the paper gives no number)",
                              f"{100 * test:.2f} %", None))
-    for model in config.random_label_models:
-        test = _value(rows, model, "random", "test_accuracy")
-        train = _value(rows, model, "random", "train_accuracy")
-        cap = any(r["cap_hit"] for r in rows if (r["model"], r["labels"]) == (model, "random"))
-        out.append(Claim("Sanity Checks, Sec. 4.2", f"{model} on permuted labels: training accuracy > 95 %, "
-                         "test accuracy at chance", f"train {100 * train:.1f} %, test {100 * test:.1f} %"
-                         + (" (epoch cap hit)" if cap else ""),
-                         train > 0.95 and abs(test - 0.1) < 0.03, "train > 95 %, test ~10 %", "test 10 +- 3 %"))
     return out

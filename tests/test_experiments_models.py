@@ -10,9 +10,9 @@ from tf_sanity import zoo
 def _fake_zoo(monkeypatch, accuracies):
     calls = []
 
-    def load_or_train(name, *, random_labels, **kw):
-        calls.append((name, random_labels))
-        test, train, cap = accuracies[(name, random_labels)]
+    def load_or_train(name, *, random_labels, profile, **kw):
+        calls.append((name, random_labels, profile))
+        test, train, cap = accuracies[(name, random_labels, profile)]
         return None, dict(test_accuracy=test, train_accuracy=train, training_time_s=1.0, steps=10, epochs=1,
                           stopping=dict(cap_hit=cap))
     monkeypatch.setattr(zoo, "load_or_train", load_or_train)
@@ -21,17 +21,21 @@ def _fake_zoo(monkeypatch, accuracies):
 
 
 def test_accuracy_claims_pass_and_fail_on_the_papers_floors(tmp_path, monkeypatch):
-    config = dataclasses.replace(sc_models.PRESETS["quick"], models=("mnist-cnn", "mnist-mlp", "fashion_mnist-mlp"),
-                                 random_label_models=("mnist-mlp", "fashion_mnist-mlp"))
-    calls = _fake_zoo(monkeypatch, {("mnist-cnn", False): (0.9905, 0.995, False),
-                                    ("mnist-mlp", False): (0.980, 0.99, False),       # below the 98.3 % floor
-                                    ("fashion_mnist-mlp", False): (0.89, 0.93, False),
-                                    ("mnist-mlp", True): (0.101, 0.96, False),
-                                    ("fashion_mnist-mlp", True): (0.10, 0.60, True)})  # cap hit, not memorized
+    runs = ("mnist-cnn/true/paper", "mnist-mlp/true/paper", "mnist-mlp/true/original_code",
+            "fashion_mnist-mlp/true/paper", "mnist-mlp/random/original_code", "fashion_mnist-mlp/random/original_code")
+    config = dataclasses.replace(sc_models.PRESETS["quick"], runs=runs)
+    calls = _fake_zoo(monkeypatch, {("mnist-cnn", False, "paper"): (0.9905, 0.995, False),
+                                    ("mnist-mlp", False, "paper"): (0.980, 0.99, False),  # below the 98.3 % floor
+                                    ("mnist-mlp", False, "original_code"): (0.984, 1.0, False),
+                                    ("fashion_mnist-mlp", False, "paper"): (0.89, 0.93, False),
+                                    ("mnist-mlp", True, "original_code"): (0.101, 0.96, False),
+                                    ("fashion_mnist-mlp", True, "original_code"): (0.10, 0.60, True)})  # cap hit
     rows, claims = common.run(sc_models, "quick", tmp_path, config=config, progress=False)
-    assert len(calls) == 5 and len(rows) == 15
-    verdict = {c.claim.split(" ")[0]: c.passed for c in claims if "permuted" not in c.claim}
-    assert verdict == {"mnist-cnn": True, "mnist-mlp": False, "fashion_mnist-mlp": None}
+    assert len(calls) == 6 and len(rows) == 18
+    verdict = {c.claim: c.passed for c in claims if "permuted" not in c.claim}
+    assert verdict == {"mnist-cnn test accuracy (paper)": True, "mnist-mlp test accuracy (paper)": False,
+                       "mnist-mlp test accuracy (original_code)": True,
+                       "fashion_mnist-mlp test accuracy (paper; the paper gives no number)": None}
     random = [c for c in claims if "permuted" in c.claim]
     assert [c.passed for c in random] == [True, False]
     assert "epoch cap hit" in random[1].ours and "epoch cap hit" not in random[0].ours
