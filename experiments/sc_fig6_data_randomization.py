@@ -90,16 +90,9 @@ def plot(rows, config, arrays):
         methods = [m for m in _methods(config, unit) if f"{m}/true" in a]
         masks = [[a[f"{m}/{labels}"][0] for labels in ("true", "random", "true", "random")] for m in methods]
         cols = ["true labels", "random labels", "true (diverging)", "random (diverging)"]
-        fig, axes = plt.subplots(len(methods), 5, figsize=(6.0, 1.15 * len(methods) + 0.4), squeeze=False)
-        for r, method in enumerate(methods):
-            axes[r, 0].imshow(a["x"][0, ..., 0], cmap="gray")
-            axes[r, 0].axis("off")
-            for c in range(4):
-                visualize.show(axes[r, c + 1], masks[r][c], "abs" if c < 2 else "diverging", cols[c] if r == 0 else None)
-            axes[r, 1].set_ylabel(tf_sanity.LABELS[method], fontsize=7, rotation=0, ha="right", va="center")
-        fig.suptitle(f"{unit}: data randomization test", fontsize=9)
-        fig.tight_layout()
-        figs[unit] = fig
+        figs[unit] = visualize.grid(masks, [tf_sanity.LABELS[m] for m in methods], cols,
+                                    mode=("abs", "abs", "diverging", "diverging"), image=a["x"][0],
+                                    title=f"{unit}: data randomization test")
     if rows:
         stats = mean_std(rows, by=("model", "method", "metric"))
         fig, axes = plt.subplots(1, len(config.models), figsize=(3.2 * len(config.models), 3.0), squeeze=False)
@@ -135,6 +128,11 @@ def claims(rows, config):
             out.append(Claim("Sanity Checks, Sec. 4.2", f"{model_name}: IG keeps the input structure (absolute masks "
                              "stay correlated) while the sign changes", f"abs {ig:.3f}, signed {ig_signed:.3f}",
                              ig > ig_signed, "", "abs > signed"))
+        ig_nz = stats.get((model_name, "integrated_gradients", "spearman_nz"), (np.nan,))[0]
+        if np.isfinite(ig_nz):
+            out.append(Claim("Sundararajan & Taly", f"{model_name}: IG's high absolute Spearman comes from the pixels "
+                             "both masks have at zero (black background); on the others it is much lower",
+                             f"abs {ig:.3f}, spearman_nz {ig_nz:.3f}", ig - ig_nz > 0.3, "", "abs - nz > 0.3"))
         if np.isfinite(gbp) and np.isfinite(grad):
             out.append(Claim("Sanity Checks, Sec. 4.2", f"{model_name}: Guided Backprop masks stay more plausible "
                              "(more similar across labelings) than Gradient's", f"GBP {gbp:.3f} vs Gradient {grad:.3f}",

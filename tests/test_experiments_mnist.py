@@ -47,7 +47,7 @@ def test_data_randomization_and_signed_ig_figures(tiny, tmp_path, monkeypatch):
     config6 = dataclasses.replace(fig6.PRESETS["quick"], models=("mnist-cnn",), images=3, shown=1, ig_steps=3,
                                   samples=2, data_dir=tiny.data_dir)
     rows, claims = common.run(fig6, "quick", tmp_path, config=config6, progress=False)
-    assert len(rows) == len(fig6.METHODS) * 5 * 3 and len(claims) == 3
+    assert len(rows) == len(fig6.METHODS) * 5 * 3 and len(claims) == 4
     assert (tmp_path / "sc_fig6_data_randomization-quick-mnist-cnn.png").exists()
     config3 = dataclasses.replace(fig3.PRESETS["quick"], images=2, ig_steps=20, data_dir=tiny.data_dir)
     rows, claims = common.run(fig3, "quick", tmp_path, config=config3, progress=False)

@@ -56,25 +56,29 @@ def grid(masks, row_labels, col_labels, mode="abs", image=None, cell=1.1, title=
     Args:
       masks: array-like ``[rows, cols, H, W(, C)]`` of raw masks.
       row_labels, col_labels: labels of the rows (method names) and columns (stages).
-      mode: ``"abs"`` or ``"diverging"``.
+      mode: ``"abs"`` or ``"diverging"``, or one of them per column.
       image: optional input image ``[H, W, C]`` shown in an extra first column (values in [-1, 1]
         or [0, 1]).
     Returns:
       The matplotlib figure.
     """
     rows, cols = len(row_labels), len(col_labels)
+    modes = [mode] * cols if isinstance(mode, str) else list(mode)
     extra = int(image is not None)
-    fig, axes = plt.subplots(rows, cols + extra, figsize=(cell * (cols + extra), cell * rows + 0.4),
+    fig, axes = plt.subplots(rows, cols + extra, figsize=(cell * (cols + extra) + 1.0, cell * rows + 0.4),
                              squeeze=False)
     for r in range(rows):
         if extra:
             img = np.asarray(image, dtype=np.float64)
             img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
             axes[r, 0].imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
-            axes[r, 0].axis("off")
+            axes[r, 0].set_xticks([])
+            axes[r, 0].set_yticks([])
+            axes[r, 0].spines[:].set_visible(False)
         for c in range(cols):
-            show(axes[r, c + extra], masks[r][c], mode, col_labels[c] if r == 0 else None)
-        axes[r, extra].set_ylabel(row_labels[r], fontsize=7, rotation=0, ha="right", va="center")
+            show(axes[r, c + extra], masks[r][c], modes[c], col_labels[c] if r == 0 else None)
+        # On the first column, so that the labels take the left margin, not the space between columns.
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=7, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
