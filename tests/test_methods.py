@@ -229,3 +229,23 @@ def test_guided_backprop_refuses_non_relu_activations():
     with pytest.raises(SanityError, match="layer 'hidden' uses activation 'tanh'"):
         tf_sanity.explain(model, np.ones((1, 4)), "guided_backprop", 0)
     assert tf_sanity.explain(model, np.ones((1, 4)), "gradient", 0).shape == (1, 4)
+
+
+def test_explaining_many_models_prints_no_retracing_warning(monkeypatch):
+    """One compiled function per model is by design; TF's "frequent retracing" warning must stay quiet."""
+    import logging
+
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function as pf
+
+    monkeypatch.setattr(pf, "_frequent_tracing_detector_manager", pf._FrequentTracingDetectorManager())
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("tensorflow").addHandler(handler)
+    try:
+        x, t = images(2), np.array([0, 1])
+        for seed in range(7):
+            tf_sanity.explain(small_mlp(seed=seed), x, "gradient", t)
+    finally:
+        logging.getLogger("tensorflow").removeHandler(handler)
+    assert not [m for m in messages if "retracing" in m], messages

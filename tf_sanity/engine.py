@@ -142,8 +142,20 @@ def _compile(model, composite, layer, seed):
             grads = tf.zeros_like(watched)
         return grads if forward is None else (watched, grads)
 
-    return tf.function(trace, input_signature=[_input_spec(model), tf.TensorSpec([None], tf.int32)],
-                       autograph=False)
+    return _one_trace(tf.function(trace, input_signature=[_input_spec(model), tf.TensorSpec([None], tf.int32)],
+                                  autograph=False))
+
+
+def _one_trace(fn):
+    """Marks `fn` (fixed input signature: traced once) as exempt from TF's "frequent retracing" warning.
+
+    TF counts traces per Python code object, so one compiled function per model and method (this
+    module's design) reads to it as a function re-created in a loop, and it prints a long warning
+    once a run has explained a few models. The flag is the one TF sets on functions it restores
+    from a SavedModel.
+    """
+    fn._omit_frequent_tracing_warning = True
+    return fn
 
 
 class _nothing:
@@ -158,8 +170,8 @@ def scores_function(model):
     """The compiled forward pass ``f(x) -> scores`` of `model` (cached)."""
     per_model = _CACHE.setdefault(model, {})
     if "scores" not in per_model:
-        per_model["scores"] = tf.function(lambda x: model(x, training=False),
-                                          input_signature=[_input_spec(model)], autograph=False)
+        per_model["scores"] = _one_trace(tf.function(lambda x: model(x, training=False),
+                                                     input_signature=[_input_spec(model)], autograph=False))
     return _maybe_distributed(per_model, "scores")
 
 
