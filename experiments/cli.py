@@ -18,7 +18,8 @@ def add_parser(subparsers):
     p.add_argument("--out", default="figures", help="output folder (default: figures/)")
     p.add_argument("--data-dir", help="folder with mnist/, fashion-mnist/ (the original .gz files) and imagenet/ "
                    "(labels.csv and images) for offline use; sets $TF_SANITY_DATA_DIR")
-    p.add_argument("--checkpoint", help="TF-slim inception_v3.ckpt for the Inception figures; sets "
+    p.add_argument("--checkpoint", help="TF-slim inception_v3.ckpt for the Inception figures, or "
+                   f"'{imagenet_inputs.OFFICIAL}' to download the official one once into the cache; sets "
                    f"${imagenet_inputs.CHECKPOINT_ENV}")
     p.set_defaults(func=reproduce)
 

@@ -7,7 +7,8 @@ and resized to 299 x 299; ``central_fraction=1.0`` (the default here) resizes th
 original notebooks did (PIL resize to 299), 0.875 is slim's evaluation crop.
 
 The Inception figures need the real TF-slim ``inception_v3.ckpt`` (``inception_v3_2016_08_28``):
-the config's ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT``. :func:`load_inception` refuses a
+the config's ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT`` (a path, or ``official`` for the official
+archive, downloaded once into the cache). :func:`load_inception` refuses a
 checkpoint whose top-5 accuracy on the explained images is far below the real one's (the tests'
 random-weight checkpoint), so figures are never drawn from an untrained network.
 """
@@ -21,11 +22,14 @@ from experiments import common
 from tf_sanity.errors import SanityError
 
 CHECKPOINT_ENV = "TF_SANITY_INCEPTION_CKPT"
+# The checkpoint value that names the official one, downloaded once into the cache.
+OFFICIAL = "official"
 # The real checkpoint has 93.9 % top-5 on ImageNet (Sec. 4); an untrained one is at chance (0.5 %).
 MIN_TOP5 = 0.5
 NEED_CHECKPOINT = ("Inception figures need the real TF-slim checkpoint inception_v3.ckpt "
-                   "(inception_v3_2016_08_28.tar.gz from download.tensorflow.org/models): set "
-                   f"{CHECKPOINT_ENV} or the config's checkpoint to its path (the tests' random-weight "
+                   "(inception_v3_2016_08_28.tar.gz from download.tensorflow.org/models): pass "
+                   f"--checkpoint PATH (or set {CHECKPOINT_ENV} or the config's checkpoint), or "
+                   f"--checkpoint {OFFICIAL} to download it once into the cache (the tests' random-weight "
                    "checkpoint is not accepted for figures)")
 
 
@@ -65,8 +69,17 @@ def grayscale(images):
 
 
 def checkpoint(config):
-    """The checkpoint path named by the config, else by ``$TF_SANITY_INCEPTION_CKPT`` ('' if none)."""
-    return getattr(config, "checkpoint", "") or os.environ.get(CHECKPOINT_ENV, "")
+    """The checkpoint path named by the config, else by ``$TF_SANITY_INCEPTION_CKPT`` ('' if none).
+
+    The value ``"official"`` stands for the official checkpoint in the cache, downloaded once if missing
+    (:func:`slim_models.checkpoint.official_checkpoint`; offline it fails within seconds, saying where
+    to put the archive).
+    """
+    path = getattr(config, "checkpoint", "") or os.environ.get(CHECKPOINT_ENV, "")
+    if path == OFFICIAL:
+        from slim_models.checkpoint import official_checkpoint
+        return str(official_checkpoint())
+    return path
 
 
 def require_checkpoint(config):

@@ -115,3 +115,19 @@ def test_inception_figures_refuse_missing_or_untrained_checkpoints(shared_data, 
     _, x, labels = imagenet_inputs.load(config, "val_imagenette224/", 4, 32)
     with pytest.raises(SanityError, match="looks untrained"):
         imagenet_inputs.load_inception(dataclasses.replace(config, checkpoint=str(fake)), x, labels)
+
+
+def test_official_checkpoint_keyword_uses_the_cache_or_fails_fast_offline(shared_data, tmp_path, monkeypatch):
+    from slim_models import checkpoint
+    monkeypatch.setenv("TF_SANITY_CACHE", str(tmp_path))
+    config = dataclasses.replace(exp.PRESETS["quick"], data_dir=str(shared_data), checkpoint="official")
+    # offline, nothing cached: one message saying where to put the archive, no 200 s of retries
+    monkeypatch.setattr(checkpoint, "OFFICIAL_URL", "http://127.0.0.1:9/inception_v3_2016_08_28.tar.gz")
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SanityError, match=str(tmp_path)):
+        exp.requires(config)
+    # cached: the keyword resolves to the extracted checkpoint there
+    (tmp_path / checkpoint.CHECKPOINT_NAME).write_bytes(b"")
+    assert imagenet_inputs.checkpoint(config) == str(tmp_path / checkpoint.CHECKPOINT_NAME)
+    exp.requires(config)
