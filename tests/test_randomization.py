@@ -143,8 +143,10 @@ def test_compiled_explainer_sees_randomized_weights_without_retracing():
 
 def test_clear_errors():
     model = small_cnn()
-    with pytest.raises(SanityError, match="unknown layer or group 'fc9'; valid: "):
+    with pytest.raises(SanityError, match="unknown layer or group 'fc9'; valid: ") as info:
         randomization.cascading(model, groups=["fc9"])
+    valid = str(info.value).split("valid: ")[1].split(", ")
+    assert len(valid) == len(set(valid)) and "output" in valid   # each name once (groups are also layers)
     with pytest.raises(SanityError, match="unknown randomization policy 'papers'"):
         randomization.cascading(model, policy="papers")
     with pytest.raises(SanityError, match="unknown init 'normal'"):

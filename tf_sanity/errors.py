@@ -12,4 +12,4 @@ class SanityError(ValueError):
 
 def unknown_name(kind, name, valid):
     """Returns a SanityError for an unknown `name` of `kind`, listing the valid names."""
-    return SanityError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+    return SanityError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(set(valid)))}")
