@@ -129,6 +129,10 @@ def test_cache_returns_the_same_weights(tiny_zoo, monkeypatch):
     assert again.randomization_groups[0] == ("output", ["output"])
     assert zoo.load_or_train("mnist-mlp", seed=1, cache_dir=tiny_zoo)[1]["from_cache"]
 
+    monkeypatch.setitem(training.PROFILES, "paper", dataclasses.replace(training.PROFILES["paper"], steps=80))
+    with pytest.raises(SanityError, match=r"other 'paper' settings \(steps 40 -> 80\).*--retrain"):
+        zoo.trained_model("mnist-mlp", seed=1, cache_dir=tiny_zoo)  # never a silently stale model
+
 
 def test_cli_train_prints_accuracies(tiny_zoo, capsys):
     argv = ["train", "mnist-mlp", "--seed", "2", "--cache-dir", str(tiny_zoo), "--quiet"]
@@ -142,5 +146,6 @@ def test_cli_train_prints_accuracies(tiny_zoo, capsys):
 
 
 def test_unknown_model_name():
+    assert zoo.MODEL_NAMES == ("mnist-cnn", "mnist-mlp", "fashion_mnist-cnn", "fashion_mnist-mlp")
     with pytest.raises(SanityError, match="fashion_mnist-cnn, fashion_mnist-mlp, mnist-cnn, mnist-mlp"):
         zoo.model_dir("mnist-resnet")

@@ -21,9 +21,9 @@ import platform
 import time
 
 from tf_sanity import datasets, training
-from tf_sanity.errors import unknown_name
+from tf_sanity.errors import SanityError, unknown_name
 
-DATASET_NAMES = tuple(datasets.SUBFOLDERS)
+DATASET_NAMES = ("mnist", "fashion_mnist")  # the paper's 28 x 28 x 1 datasets (datasets also knows cifar10)
 ARCHITECTURES = ("cnn", "mlp")  # tf_sanity.mnist_models.ARCHITECTURES; not imported here to keep the CLI light
 MODEL_NAMES = tuple(f"{d}-{a}" for d in DATASET_NAMES for a in ARCHITECTURES)
 WEIGHTS_FILE = "model.weights.h5"
@@ -87,9 +87,11 @@ def load_or_train(name, *, profile="paper", random_labels=False, seed=0, data_di
     folder = model_dir(name, profile=profile, random_labels=random_labels, seed=seed, cache_dir=cache_dir)
     weights, metadata_path = folder / WEIGHTS_FILE, folder / METADATA_FILE
     if not retrain and weights.is_file() and metadata_path.is_file():
+        metadata = json.loads(metadata_path.read_text())
+        _check_profile_settings(metadata, profile, folder)
         model = build_model(name)
         model.load_weights(weights)
-        return model, {**json.loads(metadata_path.read_text()), "from_cache": True}
+        return model, {**metadata, "from_cache": True}
 
     tfds_dir = (pathlib.Path(cache_dir) / "tensorflow_datasets") if cache_dir else None
     data = datasets.load(dataset_name, data_dir, tfds_dir=tfds_dir)
@@ -119,6 +121,17 @@ def load_or_train(name, *, profile="paper", random_labels=False, seed=0, data_di
     _write_json_atomic(metadata_path, metadata)
     checkpoint.unlink(missing_ok=True)
     return model, {**metadata, "from_cache": False}
+
+
+def _check_profile_settings(metadata, profile, folder):
+    """Refuses a cached model trained under other settings of the same profile name."""
+    current = json.loads(json.dumps(dataclasses.asdict(profile)))
+    cached = metadata.get("profile_settings", current)
+    changed = sorted(key for key in current.keys() | cached.keys() if current.get(key) != cached.get(key))
+    if changed:
+        details = ", ".join(f"{key} {cached.get(key)!r} -> {current.get(key)!r}" for key in changed)
+        raise SanityError(f"the cached model in {folder} was trained with other '{profile.name}' settings "
+                          f"({details}); train again with --retrain (retrain=True) or delete that folder")
 
 
 def _version(module):
