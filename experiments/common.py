@@ -10,6 +10,10 @@ An experiment is a module with:
   [row dict]``; ``context`` is a dict the experiment may use to cache loaded models between units;
 * ``plot(rows, config) -> {suffix: matplotlib Figure}`` and ``claims(rows, config) -> [Claim]``.
 
+An experiment that reads inputs its config does not pin down (the ImageNet test bed, a checkpoint) defines
+``inputs(config) -> str`` identifying them; it is part of the result store's key, so results are never
+reused for other inputs. (MNIST and Fashion-MNIST need none: tfds verifies their checksums.)
+
 An experiment that draws masks sets ``ARRAYS = True``: its ``compute`` returns ``(rows, {name: array})``,
 the arrays are stored beside the unit's rows, and ``plot(rows, config, arrays)`` receives
 ``{unit: {name: array}}``.
@@ -102,14 +106,16 @@ def _slug(unit):
 class Store:
     """Per-unit result files of one experiment run (`experiment`, `preset`, `config`) under `out`.
 
-    Units live in a folder keyed by a hash of the config, so a changed config (another data folder,
-    more images) never reuses units computed under the old one.
+    Units live in a folder keyed by a hash of the config and of `inputs` (the experiment's
+    ``inputs(config)``, e.g. which checkpoint), so a changed config (more images, another seed) or
+    other inputs never reuse units computed under the old ones.
     """
 
-    def __init__(self, out, name, preset, config=None):
+    def __init__(self, out, name, preset, config=None, inputs=""):
         self.out = pathlib.Path(out)
         self.stem = f"{name}-{preset}"
-        digest = hashlib.sha256(repr(config).encode()).hexdigest()[:12]
+        key = repr(config) + (f"\n{inputs}" if inputs else "")
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         self.units_dir = self.out / ".units" / f"{self.stem}-{digest}"
 
     def unit_path(self, unit):
@@ -147,6 +153,11 @@ class Store:
         return self.out / "results" / f"{self.stem}.csv"
 
 
+def store_for(module, preset, out, config):
+    """The :class:`Store` of `module` run with `config` (keyed by the config and the module's ``inputs``)."""
+    return Store(out, module.NAME, preset, config, module.inputs(config) if hasattr(module, "inputs") else "")
+
+
 def run(module, preset="quick", out="figures", config=None, progress=True):
     """Runs (or resumes) one experiment and writes its CSV, figures and claims.
 
@@ -164,7 +175,7 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
         if preset not in module.PRESETS:
             raise SanityError(f"unknown preset {preset!r}; valid: {', '.join(module.PRESETS)}")
         config = module.PRESETS[preset]
-    store = Store(out, module.NAME, preset, config)
+    store = store_for(module, preset, out, config)
     units = list(module.units(config))
     todo = [u for u in units if not store.done(u)]
     start = time.perf_counter()
@@ -185,7 +196,8 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
         for ext in ("png", "pdf"):
             path = pathlib.Path(out) / f"{store.stem}{'-' + suffix if suffix else ''}.{ext}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=150, bbox_inches="tight")
+            # no creation date in PDFs: an unchanged figure gives the same bytes when a run is repeated
+            fig.savefig(path, dpi=150, bbox_inches="tight", metadata={"CreationDate": None} if ext == "pdf" else None)
         plt.close(fig)
     claims = module.claims(rows, config)
     atomic_write(pathlib.Path(out) / "claims" / f"{store.stem}.json",

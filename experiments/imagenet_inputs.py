@@ -13,6 +13,8 @@ checkpoint whose top-5 accuracy on the explained images is far below the real on
 random-weight checkpoint), so figures are never drawn from an untrained network.
 """
 
+import glob
+import hashlib
 import os
 import pathlib
 
@@ -24,7 +26,8 @@ from tf_sanity.errors import SanityError
 CHECKPOINT_ENV = "TF_SANITY_INCEPTION_CKPT"
 # The checkpoint value that names the official one, downloaded once into the cache.
 OFFICIAL = "official"
-# The real checkpoint has 93.9 % top-5 on ImageNet (Sec. 4); an untrained one is at chance (0.5 %).
+# The real checkpoint has 93.9 % top-5 on ImageNet (appendix, Experimental Details); an untrained one
+# is at chance (0.5 %).
 MIN_TOP5 = 0.5
 NEED_CHECKPOINT = ("Inception figures need the real TF-slim checkpoint inception_v3.ckpt "
                    "(inception_v3_2016_08_28.tar.gz from download.tensorflow.org/models): pass "
@@ -80,6 +83,23 @@ def checkpoint(config):
         from slim_models.checkpoint import official_checkpoint
         return str(official_checkpoint())
     return path
+
+
+def fingerprint(config, with_checkpoint=True):
+    """Identifies the test bed (a digest of its labels.csv) and the checkpoint (its files' names, sizes
+    and times), for an experiment's ``inputs(config)``; what is missing is left out."""
+    parts = []
+    root = common.data_dir(config)
+    labels = pathlib.Path(root).expanduser() / "imagenet" / "labels.csv" if root else None
+    if labels is not None and labels.is_file():
+        parts.append("test bed " + hashlib.sha256(labels.read_bytes()).hexdigest()[:16])
+    path = checkpoint(config) if with_checkpoint else ""
+    if path:
+        p = pathlib.Path(path).expanduser().resolve()
+        files = sorted(p.iterdir()) if p.is_dir() else sorted(p.parent.glob(glob.escape(p.name) + "*"))
+        parts.append("checkpoint " + ", ".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                                               for f in files if f.is_file()))
+    return "; ".join(parts)
 
 
 def require_checkpoint(config):

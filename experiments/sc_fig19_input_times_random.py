@@ -73,6 +73,10 @@ def requires(config):
             datasets.prepare(name, common.data_dir(config))
 
 
+def inputs(config):
+    return imagenet_inputs.fingerprint(config, with_checkpoint=False)
+
+
 def units(config):
     return [f"{d}/{dist}" for d in config.datasets for dist in config.distributions]
 
@@ -188,7 +192,7 @@ def claims(rows, config):
         Claim("Sanity Checks, Sec. 5 / Fig. 19", "input x random vector mostly returns the input (high rank "
               "correlation with the input for absolute maps)",
               f"Spearman (abs) of x*u vs x: {text('input', 'spearman_abs')} ({at})", min(inp) > 0.5, "", "> 0.5"),
-        Claim("Sanity Checks, Sec. 4.1 and 5", "the sign is what the random vector destroys: without absolute value "
+        Claim("Sanity Checks, Sec. 3 and 5", "the sign is what the random vector destroys: without absolute value "
               "the similarity falls to ~0",
               f"Spearman (signed) of x*u vs x*v: {text('pair', 'spearman_signed')} ({at})",
               max(abs(s) for s in signed) < 0.05, "~0", "|rho| < 0.05"),

@@ -78,6 +78,10 @@ def requires(config):
         imagenet_inputs.require_checkpoint(config)
 
 
+def inputs(config):
+    return imagenet_inputs.fingerprint(config)
+
+
 def units(config):
     # edge-only runs get their own unit names, so a later run with methods never reuses them
     return [f"{'saliency' if config.methods else 'edges'}/image{i}" for i in range(config.images)]

@@ -107,6 +107,10 @@ def requires(config):
     imagenet_inputs.folder(config)
 
 
+def inputs(config):
+    return imagenet_inputs.fingerprint(config, with_checkpoint=False)
+
+
 def units(config):
     return [f"image{i}" for i in range(config.images)]
 

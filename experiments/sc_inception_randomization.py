@@ -102,6 +102,10 @@ def requires(config):
     imagenet_inputs.folder(config)
 
 
+def inputs(config):
+    return imagenet_inputs.fingerprint(config)
+
+
 def units(config):
     return ([f"grid/{mode}" for mode in config.modes]
             + [f"curves/{mode}/{stage}" for mode in config.modes for stage in stages(config)])
@@ -263,14 +267,14 @@ def claims(rows, config):
     out = []
     if "gradient" in config.methods:
         g = _mean(rows, **casc, method="gradient", stage=top, metric="spearman_signed")
-        out.append(Claim("Sanity Checks, Sec. 4.1 / Fig. 4 (Inception v3)", "the gradient is sensitive to model "
+        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 4 (Inception v3)", "the gradient is sensitive to model "
                          f"parameter randomization: its signed Spearman drops to ~0 once {top} is randomized",
                          f"{g:.3f} at {top}", abs(g) < 0.2, "~0", "|rho| < 0.2"))
     if {"guided_backprop", "gradient"} <= set(config.methods):
         gbp = [_mean(rows, **casc, method="guided_backprop", stage=s, metric="spearman_abs") for s in upper]
         grad = [_mean(rows, **casc, method="gradient", stage=s, metric="spearman_abs") for s in upper]
         low = _mean(rows, **casc, method="guided_backprop", stage=bottom, metric="spearman_abs")
-        out.append(Claim("Sanity Checks, Sec. 4.1 / Fig. 4", "Guided Backprop is invariant to higher layer weights: "
+        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 4", "Guided Backprop is invariant to higher layer weights: "
                          "it stays similar while the upper blocks are randomized, more than Gradient, and changes once "
                          "the lower layers are randomized", f"GBP abs Spearman over {upper[0]}..{upper[-1]}: mean "
                          f"{np.mean(gbp):.2f} (Gradient {np.mean(grad):.2f}); all blocks randomized: {low:.2f}",
@@ -278,12 +282,12 @@ def claims(rows, config):
                          "GBP > Gradient + 0.1 on the upper blocks; lower at the bottom"))
     if "guided_gradcam" in config.methods:
         ggc = np.mean([_mean(rows, **casc, method="guided_gradcam", stage=s, metric="spearman_abs") for s in upper])
-        out.append(Claim("Sanity Checks, Sec. 4.1", "Guided GradCAM, like Guided Backprop, stays similar while the "
+        out.append(Claim("Sanity Checks, Sec. 3", "Guided GradCAM, like Guided Backprop, stays similar while the "
                          "upper blocks are randomized", f"abs Spearman over {upper[0]}..{upper[-1]}: {ggc:.2f}",
                          ggc > 0.5, "", "> 0.5"))
     if "gradcam" in config.methods:
         gc = _mean(rows, **casc, method="gradcam", stage=top, metric="spearman_abs")
-        out.append(Claim("Sanity Checks, Sec. 4.1", "GradCAM is sensitive to model weights when the randomization is "
+        out.append(Claim("Sanity Checks, Sec. 3", "GradCAM is sensitive to model weights when the randomization is "
                          f"downstream of the last convolutional layer ({config.gradcam_layer})",
                          f"abs Spearman with {top} randomized: {gc:.2f}", gc < 0.5, "", "< 0.5"))
     for method in ("integrated_gradients", "gradient_x_input"):
@@ -291,7 +295,7 @@ def claims(rows, config):
             signed = _mean(rows, **casc, method=method, stage=second, metric="spearman_signed")
             absolute = _mean(rows, **casc, method=method, stage=second, metric="spearman_abs")
             ssim = _mean(rows, **casc, method=method, stage=second, metric="ssim")
-            out.append(Claim("Sanity Checks, Sec. 4.1 / Figs. 4-5", f"{tf_sanity.LABELS[method]}: re-initialization "
+            out.append(Claim("Sanity Checks, Sec. 3 / Figs. 4-5", f"{tf_sanity.LABELS[method]}: re-initialization "
                              "disrupts the sign (signed Spearman ~0 almost as soon as the top layers are randomized) "
                              "while the absolute maps and SSIM stay similar", f"with {top}..{second} randomized: "
                              f"signed {signed:.3f}, abs {absolute:.2f}, SSIM {ssim:.2f}",
@@ -301,7 +305,7 @@ def claims(rows, config):
         ind = dict(mode="independent", method="guided_backprop", metric="spearman_abs")
         hi = np.mean([_mean(rows, **ind, stage=s) for s in order[:len(order) // 2]])
         lo = _mean(rows, **ind, stage=bottom)
-        out.append(Claim("Sanity Checks, Sec. 4.2 / Fig. 3", "independent randomization agrees: Guided Backprop is "
+        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 3", "independent randomization agrees: Guided Backprop is "
                          "invariant to higher layer weights and changes when a lower convolution is randomized",
                          f"GBP abs Spearman, upper blocks alone: {hi:.2f}; {bottom} alone: {lo:.2f}", hi > lo + 0.1,
                          "", "upper > lowest + 0.1"))

@@ -72,6 +72,10 @@ def requires(config):
             datasets.prepare(name, common.data_dir(config))
 
 
+def inputs(config):
+    return imagenet_inputs.fingerprint(config, with_checkpoint=False)
+
+
 def units(config):
     return list(config.datasets)
 

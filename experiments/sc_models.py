@@ -1,8 +1,8 @@
-"""Sanity Checks appendix "Data sets & Models" and Sec. 4.2: the MNIST / Fashion-MNIST models' accuracies.
+"""Sanity Checks appendix "Data sets & Models" and Sec. 4: the MNIST / Fashion-MNIST models' accuracies.
 
 The CNN and MLP every MNIST figure is computed on, trained with true labels (the paper reports test
 accuracies of 99.2 % for the CNN and 98.7 % for the MLP on MNIST) and, for the data randomization test
-(Sec. 4.2), with permuted labels until the training accuracy exceeds 95 % (test accuracy at chance).
+(Sec. 4), with permuted labels until the training accuracy exceeds 95 % (test accuracy at chance).
 Models come from :mod:`tf_sanity.zoo`: cached ones are read, missing ones are trained (the paper
 profile takes ~30 min for the CNN and ~20 min for the MLP on 2 CPU cores; random labels take longer).
 """
@@ -105,7 +105,7 @@ def claims(rows, config):
         test, train = _value(rows, run, "test_accuracy"), _value(rows, run, "train_accuracy")
         if labels == "random":
             cap = any(r["cap_hit"] for r in rows if (r["model"], r["labels"], r["profile"]) == run)
-            out.append(Claim("Sanity Checks, Sec. 4.2", f"{model} on permuted labels ({profile}): training accuracy "
+            out.append(Claim("Sanity Checks, Sec. 4", f"{model} on permuted labels ({profile}): training accuracy "
                              "> 95 %, test accuracy at chance", f"train {100 * train:.1f} %, test {100 * test:.1f} %"
                              + (" (epoch cap hit)" if cap else ""),
                              train > 0.95 and abs(test - 0.1) < 0.03, "train > 95 %, test ~10 %", "test 10 +- 3 %"))

@@ -90,12 +90,15 @@ def claims(rows, config):
     if not rows:
         return []
     errors = np.array([abs(r["completeness_error"]) / max(abs(r["f_gap"]), 1e-6) for r in rows])
+    # 5 % of the gap, with an absolute floor for the near-zero gaps of random networks (float32 Riemann sums)
+    within = all(abs(r["completeness_error"]) <= 0.05 * abs(r["f_gap"]) + 1e-3 for r in rows)
     orig = [r["ig_sum"] for r in rows if r["stage"] == "original"]
     rand = [r["ig_sum"] for r in rows if r["stage"] == "conv1"]
     return [
         Claim("Sundararajan & Taly, Sec. 3.2", "the sum of IG approximates F(x) - F(baseline) (completeness) for the "
               "trained and every randomized network", f"median relative error {np.median(errors):.4f}, max "
-              f"{errors.max():.4f}", np.median(errors) < 0.05, "", "median < 5 %"),
+              f"{errors.max():.4f} (at a gap of {abs(rows[int(errors.argmax())]['f_gap']):.4f})", within, "",
+              "every image: |error| <= 5 % of |gap| + 0.001"),
         Claim("Sundararajan & Taly, Fig. 3", "the IG sums change as the network is randomized (the trained network's "
               "logit gaps are large, the random network's near zero)", f"mean |sum| trained {np.mean(np.abs(orig)):.3f}, "
               f"fully random {np.mean(np.abs(rand)):.4f}", np.mean(np.abs(rand)) < 0.1 * np.mean(np.abs(orig)), "",

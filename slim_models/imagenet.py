@@ -1,6 +1,6 @@
 """The ImageNet test bed: labelled images prepared as TF-slim's Inception v3 expects them.
 
-Adebayo et al. (2018), Sec. 4 and Figs. 2-5, explain ILSVRC2012 validation images with the TF-slim
+Adebayo et al. (2018), Sec. 3 and Figs. 2-5, explain ILSVRC2012 validation images with the TF-slim
 Inception v3.
 A test bed is a folder of images with a labels CSV in the format of
 ``shared/data/imagenet/labels.csv``: one row per image with at least the columns ``file`` (path

@@ -1,7 +1,7 @@
 """Inception v3 as a Keras 3 functional model with TF-slim's exact structure and names.
 
 A layer-for-layer port of ``tf_slim/nets/inception_v3.py`` (Szegedy et al. 2016, "Rethinking the
-Inception Architecture"), the network of Adebayo et al. (2018), Sec. 4 and Figs. 2-5, so that the
+Inception Architecture"), the network of Adebayo et al. (2018), Sec. 3 and Figs. 2-5, so that the
 official checkpoint ``inception_v3_2016_08_28`` loads by variable name (:mod:`slim_models.checkpoint`).
 
 Conventions, stated once:
@@ -61,7 +61,7 @@ END_POINTS = (
     "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c",
     "AuxLogits", "PreLogits", "Logits")
 
-# The 17 phases of the cascading randomization (Adebayo et al. 2018, Sec. 4.1, Fig. 2;
+# The 17 phases of the cascading randomization (Adebayo et al. 2018, Sec. 3, Fig. 2;
 # appendix "Data sets & Models": per-block re-initialization "in 17 phases"), top down.
 RANDOMIZATION_ORDER = (
     "Logits", "Mixed_7c", "Mixed_7b", "Mixed_7a", "Mixed_6e", "Mixed_6d", "Mixed_6c",
@@ -337,7 +337,7 @@ def end_point_model(model, names):
 
 
 def randomization_groups(model):
-    """The 17 cascading-randomization blocks of Adebayo et al. (2018), Sec. 4.1, top down.
+    """The 17 cascading-randomization blocks of Adebayo et al. (2018), Sec. 3, top down.
 
     Returns:
       A list of ``(block name, [layer names])``; the layers are those with variables whose slim

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import common, imagenet_inputs
+from experiments import common, imagenet_inputs, sc_inception_randomization
 from experiments import sc_calibration, sc_fig7_conv_sumpool, sc_fig19_input_times_random, sc_linear_model
 from tf_sanity.errors import SanityError
 
@@ -82,7 +82,7 @@ def test_calibration_without_checkpoint_skips_model_rows_and_resumes(tmp_path, m
     raw = _by_start(claims, "raw zero-centred masks")[0]
     assert raw.passed, raw.ours
 
-    store = common.Store(tmp_path, sc_calibration.NAME, "quick", config)
+    store = common.store_for(sc_calibration, "quick", tmp_path, config)
     store.unit_path("uniform/1ch").unlink()
     calls = []
     original = sc_calibration.compute
@@ -110,3 +110,17 @@ def test_changed_config_recomputes_instead_of_reusing_units(tmp_path):
     a, b = common.Store(tmp_path, "x", "quick", config), common.Store(tmp_path, "x", "quick", other)
     assert a.units_dir != b.units_dir
     assert a.units_dir == common.Store(tmp_path, "x", "quick", config).units_dir
+    assert a.units_dir != common.Store(tmp_path, "x", "quick", config, inputs="checkpoint b").units_dir
+
+
+def test_results_of_one_checkpoint_are_not_reused_for_another(tmp_path, monkeypatch):
+    monkeypatch.delenv(imagenet_inputs.CHECKPOINT_ENV, raising=False)
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.ckpt.index").write_text("index")
+        (tmp_path / f"{name}.ckpt.data-00000-of-00001").write_text(f"weights {name}")
+    config = sc_inception_randomization.PRESETS["quick"]
+    keys = {name: sc_inception_randomization.inputs(
+        dataclasses.replace(config, checkpoint=str(tmp_path / name) if name else "")) for name in ("a", "b", "")}
+    assert keys["a"] != keys["b"] and "a.ckpt.data-00000-of-00001" in keys["a"] and ".ckpt" not in keys[""]
+    (tmp_path / "a.ckpt.data-00000-of-00001").write_text("weights a, retrained")
+    assert sc_inception_randomization.inputs(dataclasses.replace(config, checkpoint=str(tmp_path / "a"))) != keys["a"]

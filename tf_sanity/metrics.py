@@ -121,7 +121,7 @@ def ssim_settings(preset):
 
 
 def ssim(a, b, absolute=True, normalize="original_code", preset="original_code"):
-    """SSIM of two masks (Sec. 4, Fig. 5): normalized, min-max scaled to [0, 1], then skimage's SSIM."""
+    """SSIM of two masks (Sec. 2 "Similarity Metrics", Fig. 5): normalized, min-max scaled to [0, 1], then skimage's SSIM."""
     ma, mb, single = _pair(a, b, absolute, normalize)
     settings = ssim_settings(preset)
     ma, mb = postprocess.minmax01(ma), postprocess.minmax01(mb)
@@ -144,7 +144,7 @@ def hog_features(maps):
 
 
 def hog_similarity(a, b, absolute=True, normalize="original_code", preset="original_code"):
-    """Similarity of the HOG features of two masks (Sec. 4, Fig. 5).
+    """Similarity of the HOG features of two masks (Sec. 2 "Similarity Metrics", Fig. 5).
 
     ``"original_code"``: Spearman of the features; ``"paper"``: Pearson.
     """

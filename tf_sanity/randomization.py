@@ -1,4 +1,4 @@
-"""Model parameter randomization (Adebayo et al. 2018, Sec. 4.1).
+"""Model parameter randomization (Adebayo et al. 2018, Sec. 3).
 
 A model's weights are split into ordered, named *groups* (default: every layer with weights, top
 down; a model may carry its own ``randomization_groups``, e.g. Inception v3's 17 blocks). Two tests:
@@ -14,7 +14,7 @@ collection, ``close()``) or an exception leaves a ``with`` block.
 Re-initialization policies (``../shared/REFERENCE.md``):
 
 * ``"paper"``: every variable of the group, BatchNorm moving statistics included, from a truncated
-  normal, mean 0, std 0.01 (Sec. 4.1).
+  normal, mean 0, std 0.01 (Sec. 3).
 * ``"original_code"``: the group's trainable variables only, each re-drawn from its own layer's
   initializer (BatchNorm moving statistics keep their trained values).
 
@@ -239,7 +239,7 @@ def _policy(policy, init, std, batchnorm):
 
 
 def cascading(model, groups=None, *, policy="paper", init=None, std=None, batchnorm=None, seed=0):
-    """Cascading randomization: stage k has the top k groups randomized (Sec. 4.1, Fig. 2).
+    """Cascading randomization: stage k has the top k groups randomized (Sec. 3, Fig. 2).
 
     Args:
       model: a built Keras model; changed in place during iteration, restored afterwards.
@@ -255,7 +255,7 @@ def cascading(model, groups=None, *, policy="paper", init=None, std=None, batchn
 
 
 def independent(model, groups=None, *, policy="paper", init=None, std=None, batchnorm=None, seed=0):
-    """Independent randomization: one group at a time, the rest trained (Sec. 4.1, Fig. 3).
+    """Independent randomization: one group at a time, the rest trained (Sec. 3, Fig. 3).
 
     Arguments as :func:`cascading`.
     """
