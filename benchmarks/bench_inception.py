@@ -31,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 import slim_models  # noqa: E402
 import tf_sanity  # noqa: E402
 from slim_models import imagenet  # noqa: E402
-from tf_sanity import engine  # noqa: E402
+from tf_sanity.attribution import engine  # noqa: E402
 
 DEFAULT_IMAGES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet"
 BASE_PASSES = {"gradient": 1, "gradient_x_input": 1, "guided_backprop": 1, "gradcam": 1,
@@ -71,7 +71,7 @@ def bench_device(device, args, images, targets):
         patterns = None
         if any("patterns" in tf_sanity.METHODS[name].settings for name in args.methods):
             # PatternNet/-Attribution: fitted (untimed) on the benchmark images, enough to time them.
-            patterns = tf_sanity.patterns.fit_patterns(model, images, batch_size=args.batch_size)
+            patterns = tf_sanity.attribution.patterns.fit_patterns(model, images, batch_size=args.batch_size)
         print(f"{'method':28s} {'passes/img':>10s} {'s/image':>10s} {'vs passes x pass':>17s}")
         for name in args.methods:
             method = tf_sanity.METHODS[name]

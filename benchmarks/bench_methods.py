@@ -22,7 +22,8 @@ import saliency.core as saliency  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tf_sanity  # noqa: E402
-from tf_sanity import engine, mnist_models  # noqa: E402
+from tf_sanity.attribution import engine
+from tf_sanity.models import mnist_models  # noqa: E402
 
 
 CLOCK = time.perf_counter  # --cpu-time switches to process CPU time (all threads), robust to a busy machine

@@ -19,7 +19,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from experiments import common, sc_cascading_mnist as exp  # noqa: E402
-from tf_sanity import mnist_models, zoo  # noqa: E402
+from tf_sanity.models import mnist_models, zoo  # noqa: E402
 
 
 def main():

@@ -24,7 +24,6 @@ import json
 import pathlib
 
 import numpy as np
-import tensorflow as tf
 
 from tf_sanity.errors import SanityError
 
@@ -136,6 +135,7 @@ def preprocess(image, size=IMAGE_SIZE, central_fraction=CENTRAL_FRACTION):
     Returns:
       float32 ``[size, size, 3]`` in [-1, 1].
     """
+    import tensorflow as tf  # here, so that the command line builds its parser without TensorFlow
     x = tf.image.convert_image_dtype(tf.convert_to_tensor(image), tf.float32)  # [0, 1]
     if central_fraction < 1.0:
         x = tf.image.central_crop(x, central_fraction)
@@ -146,6 +146,7 @@ def preprocess(image, size=IMAGE_SIZE, central_fraction=CENTRAL_FRACTION):
 
 def load_image(path, size=IMAGE_SIZE, central_fraction=CENTRAL_FRACTION):
     """Reads an image file (JPEG, PNG, GIF, BMP; gray or color) and applies :func:`preprocess`."""
+    import tensorflow as tf
     try:
         image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
     except tf.errors.OpError as e:

@@ -24,7 +24,7 @@ Conventions, stated once:
   The two convolutions without BatchNorm and ReLU (``Logits/Conv2d_1c_1x1`` and
   ``AuxLogits/Conv2d_2b_1x1``) are a single ``S.Conv2D`` layer with a bias (``S/biases``).
   Every ReLU is a standalone ``keras.layers.ReLU`` layer, so the core's backward rules
-  (:mod:`tf_sanity.rules`: guided backprop, LRP, DeepLIFT) reach all 94 of them.
+  (:mod:`tf_sanity.attribution.rules`: guided backprop, LRP, DeepLIFT) reach all 94 of them.
 * Every slim end point is the output of the layer of the same name: ``Conv2d_1a_3x3`` (a ReLU),
   ``MaxPool_3a_3x3``, ``Mixed_5b`` ... ``Mixed_7c`` (concatenations), ``AuxLogits``,
   ``PreLogits``, ``Logits``, ``Predictions``. :func:`end_point_model` builds a model returning any

@@ -23,6 +23,6 @@ def mnist_dataset(shared_data, tmp_path_factory):
 
     Session-scoped because the tfds build and decode take ~30 s; tests must not modify its arrays.
     """
-    from tf_sanity import datasets
+    from tf_sanity.models import datasets
 
     return datasets.load("mnist", shared_data, tfds_dir=tmp_path_factory.mktemp("tfds"))

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tf_sanity import datasets
+from tf_sanity.models import datasets
 from tf_sanity.errors import SanityError
 
 # MANIFEST.md of shared/data: MNIST train label counts.

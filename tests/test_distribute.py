@@ -20,11 +20,11 @@ SCRIPT = textwrap.dedent("""
     x, t = images(5), np.array([0, 1, 2, 3, 4])
     settings = {"integrated_gradients": dict(steps=6, batch_size=16), "guided_backprop": {}, "gradcam": {}}
     plain = {m: tf_sanity.explain(model, x, m, t, **s) for m, s in settings.items()}
-    with tf_sanity.engine.distribute(strategy):
+    with tf_sanity.attribution.engine.distribute(strategy):
         for m, expected in plain.items():
             np.testing.assert_allclose(tf_sanity.explain(model, x, m, t, **settings[m]), expected, rtol=1e-5, atol=1e-7)
         ig = tf_sanity.explain(model, x, "integrated_gradients", t, steps=6, batch_size=16)
-        err = tf_sanity.methods.completeness_error(model, x, ig, t)
+        err = tf_sanity.attribution.methods.completeness_error(model, x, ig, t)
     print("replicas", strategy.num_replicas_in_sync, "ok", np.abs(err).max() < 1)
 """)
 
@@ -47,7 +47,7 @@ EXPERIMENT = textwrap.dedent("""
         plain, _ = common.run(exp, "quick", out, config=config, progress=False)
     common.replica_devices = lambda: tf.config.list_logical_devices("CPU")
     assert common._strategy("paper").num_replicas_in_sync == 3 and common._strategy("quick") is None
-    from tf_sanity import engine
+    from tf_sanity.attribution import engine
     wrapped, original = [], engine._distributed
     engine._distributed = lambda fn, strategy: wrapped.append(strategy) or original(fn, strategy)
     with tempfile.TemporaryDirectory() as out:

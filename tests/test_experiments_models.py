@@ -4,7 +4,7 @@ import dataclasses
 import json
 
 from experiments import common, sc_models
-from tf_sanity import zoo
+from tf_sanity.models import zoo
 
 
 def _fake_zoo(monkeypatch, accuracies):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import tf_sanity
-from tf_sanity import SanityError, propagation
+from tf_sanity import SanityError
+from tf_sanity.attribution import canonizers, composites, engine, methods
 from tests import numpy_backprop as nb
 from tests import tiny_nets
 
@@ -131,8 +132,8 @@ def test_relevance_is_conserved_layer_to_layer_without_biases(method):
     np.testing.assert_allclose(total, scores, rtol=1e-4)
     # Inject relevance at the logit layer's input and read it at every layer below.
     reads = ["input", "conv1", "pool", "bn", "relu2", "flatten", "dense1"]
-    bp = propagation.backprop(method)
-    fn = propagation.layer_function(model, bp.composite, "out", reads)
+    bp = methods.make_backprop(method)
+    fn = engine.layer_function(model, bp.composite, "out", reads)
     injected = np.random.default_rng(0).standard_normal((3, 24)).astype(np.float32)
     signals, _ = fn(x, x[:0], injected)
     for name, signal in zip(reads, signals):
@@ -167,7 +168,7 @@ def test_batchnorm_after_relu_is_its_own_affine_layer():
     bn = keras.layers.BatchNormalization()
     out = keras.layers.Dense(2, use_bias=False)
     model = keras.Model(inp, out(bn(dense(inp))))
-    assert propagation.layer_kind(bn) == "batchnorm"
+    assert canonizers.layer_kind(bn) == "batchnorm"
     rng = np.random.default_rng(1)
     gamma, beta, mean, var = rng.uniform(0.5, 2, 4), rng.standard_normal(4), rng.standard_normal(4), rng.uniform(0.5, 2, 4)
     bn.set_weights([a.astype(np.float32) for a in (gamma, beta, mean, var)])
@@ -211,7 +212,7 @@ def test_bad_settings_are_clear_errors():
 @pytest.mark.slow
 def test_every_sixt_method_runs_on_inception_v3():
     from slim_models.inception_v3 import inception_v3
-    from tf_sanity import patterns
+    from tf_sanity.attribution import patterns
 
     keras.utils.set_random_seed(0)
     model = inception_v3()
@@ -219,7 +220,7 @@ def test_every_sixt_method_runs_on_inception_v3():
     fitted = patterns.fit_patterns(model, np.concatenate([x, -x]), batch_size=2)
     settings = {"deep_taylor_bounded": dict(low=-1.0, high=1.0), "pattern_net": dict(patterns=fitted),
                 "pattern_attribution": dict(patterns=fitted)}
-    for method in propagation.BACKPROPS:
+    for method in [name for name, m in tf_sanity.METHODS.items() if m.make_backprop]:
         if method == "pattern_net":
             # PatternNet's signal grows by orders of magnitude per block with patterns of a random-init
             # Inception (1e18 by Mixed_6e) and overflows: a clear error, never NaN.
@@ -233,13 +234,11 @@ def test_every_sixt_method_runs_on_inception_v3():
 
 
 def test_rules_see_the_users_activation_while_a_composite_is_applied():
-    # The BN-folding check of a later layer runs after earlier layers were patched (core's rules.unpatched).
-    from tf_sanity import rules
-
+    # The BN-folding check of a later layer runs after earlier layers were patched (composites.unpatched).
     model, _, _ = tiny_nets.dense_net()
     dense = model.get_layer("dense0")
-    with rules.applied(model, propagation.backprop("lrp_z").composite):
+    with composites.applied(model, methods.make_backprop("lrp_z").composite):
         assert dense.activation.__name__ == "linear"
-        assert rules.unpatched(dense, "activation").__name__ == "relu"
-    assert dense.activation.__name__ == "relu" and rules.unpatched(dense, "activation") is dense.activation
-    assert not rules._ORIGINALS
+        assert composites.unpatched(dense, "activation").__name__ == "relu"
+    assert dense.activation.__name__ == "relu" and composites.unpatched(dense, "activation") is dense.activation
+    assert not composites._ORIGINALS

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import tf_sanity
 from tf_sanity import SanityError
-from tf_sanity.methods import completeness_error
+from tf_sanity.attribution.methods import completeness_error
 from tests.helpers import images, small_cnn, small_mlp
 
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tf_sanity import mnist_models
+from tf_sanity.models import mnist_models
 from tf_sanity.errors import SanityError
 
 CNN_LAYERS = {  # name: (output shape, kernel shape, parameters)

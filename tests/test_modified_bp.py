@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import tf_sanity
 from tf_sanity import SanityError
-from tf_sanity.modified_bp import percentile_per_row
+from tf_sanity.attribution.modified_bp import percentile_per_row
 from tests import numpy_backprop as nb
 from tests import tiny_nets
 

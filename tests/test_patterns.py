@@ -5,7 +5,7 @@ import pytest
 
 import tf_sanity
 from tf_sanity import SanityError
-from tf_sanity.patterns import fit_patterns
+from tf_sanity.attribution.patterns import fit_patterns
 from tests import numpy_backprop as nb
 from tests import tiny_nets
 

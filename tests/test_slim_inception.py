@@ -161,10 +161,10 @@ def test_structure_layer_names_and_initializers():
 
 
 def test_backward_rules_reach_every_relu(loaded):
-    from tf_sanity import rules
-    from tf_sanity.methods import GUIDED_BACKPROP
+    from tf_sanity.attribution import composites
+    from tf_sanity.attribution.methods import GUIDED_BACKPROP
     relus = [layer for layer in loaded.layers if isinstance(layer, keras.layers.ReLU)]
-    with rules.applied(loaded, GUIDED_BACKPROP):
+    with composites.applied(loaded, GUIDED_BACKPROP):
         assert all("call" in vars(layer) for layer in relus)  # each ReLU's call is swapped
     assert not any("call" in vars(layer) for layer in relus)
 
@@ -180,7 +180,7 @@ def _group_of(slim_name):
 
 @pytest.mark.parametrize("policy", ["paper", "original_code"])
 def test_cascading_randomization_17_blocks(loaded, slim_reference, policy):
-    from tf_sanity import randomization
+    from tf_sanity.checks import randomization
     model = loaded
     assert [name for name, _ in model.randomization_groups] == list(RANDOMIZATION_ORDER)
     trained = _snapshot(model)
@@ -208,7 +208,7 @@ def test_cascading_randomization_17_blocks(loaded, slim_reference, policy):
 
 
 def test_original_code_policy_redraws_from_slim_initializers(loaded):
-    from tf_sanity import randomization
+    from tf_sanity.checks import randomization
     model = loaded
     variables = slim_variable_map(model)
     with randomization.independent(model, ["Mixed_6b"], policy="original_code", seed=3) as stages:
@@ -267,5 +267,5 @@ def test_every_other_registered_method_runs_on_the_test_bed(loaded, test_bed_bat
     images, targets = test_bed_batch
     others = [name for name in tf_sanity.METHODS if name not in PAPER_METHODS]
     bed = imagenet.TestBed(shared_data / "imagenet", limit=10)
-    patterns = tf_sanity.patterns.fit_patterns(loaded, bed.load()[0], batch_size=5)
+    patterns = tf_sanity.attribution.patterns.fit_patterns(loaded, bed.load()[0], batch_size=5)
     _explain_all(loaded, others, images, targets, patterns=patterns)

@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from tf_sanity import cli, datasets, mnist_models, training, zoo
+from tf_sanity import cli
+from tf_sanity.models import datasets, mnist_models, training, zoo
 from tf_sanity.errors import SanityError
 
 

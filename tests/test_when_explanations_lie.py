@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from experiments import when_explanations_lie as wel
-from tf_sanity import sixt_models
+from tf_sanity.models import sixt_models
 
 
 def test_convnet_structure():

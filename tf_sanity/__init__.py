@@ -2,14 +2,60 @@
 
     import tf_sanity
     masks = tf_sanity.explain(model, images, "integrated_gradients", targets, steps=50)
-    for stage, randomized in tf_sanity.randomization.cascading(model):
-        rho = tf_sanity.metrics.spearman(masks, tf_sanity.explain(randomized, images, "gradient", targets))
+    rows = tf_sanity.checks.model_randomization(model, images, targets, ["gradient", "guided_backprop"])
+
+The package has three layers (see ``DEVELOPERS.md``):
+
+* :mod:`tf_sanity.attribution`: saliency methods as compiled, batched backward passes (engine,
+  methods and their registry, backward rules, canonizers, the modified-backprop families);
+* :mod:`tf_sanity.checks`: the sanity checks (model and data randomization, similarity metrics,
+  statistics, cosine similarity convergence);
+* :mod:`tf_sanity.models`: the papers' networks, their data sets, training and the model cache.
+
+Names are imported on first use, so ``import tf_sanity`` (and ``python -m tf_sanity --help``)
+does not load TensorFlow. The module paths of version 0.1 (``tf_sanity.randomization``,
+``tf_sanity.zoo``, ...) still work; see ``CHANGELOG.md``.
 """
 
-from tf_sanity import metrics, postprocess, randomization, rules, visualize, zoo
-from tf_sanity.errors import SanityError
-from tf_sanity.methods import LABELS, METHODS, Method, explain, smoothgrad, vargrad
-from tf_sanity import csc, deeplift, lrp, modified_bp, patterns  # registers Sixt et al. (2020)'s methods
+import importlib
 
-__all__ = ["explain", "METHODS", "LABELS", "Method", "smoothgrad", "vargrad", "metrics",
-           "postprocess", "randomization", "rules", "visualize", "zoo", "SanityError"]
+from tf_sanity import _compat
+from tf_sanity.errors import SanityError
+
+# name -> (module, attribute or None for the module itself)
+_EXPORTS = {
+    "explain": ("tf_sanity.attribution.methods", "explain"),
+    "METHODS": ("tf_sanity.attribution", "METHODS"),
+    "LABELS": ("tf_sanity.attribution", "LABELS"),
+    "Method": ("tf_sanity.attribution.methods", "Method"),
+    "smoothgrad": ("tf_sanity.attribution.noise_tunnel", "smoothgrad"),
+    "vargrad": ("tf_sanity.attribution.noise_tunnel", "vargrad"),
+    "attribution": ("tf_sanity.attribution", None),
+    "checks": ("tf_sanity.checks", None),
+    "models": ("tf_sanity.models", None),
+    "postprocess": ("tf_sanity.postprocess", None),
+    "visualize": ("tf_sanity.visualize", None),
+    **{old: (new, None) for old, new in _compat.MOVED.items()},
+}
+
+__all__ = ["explain", "METHODS", "LABELS", "Method", "smoothgrad", "vargrad", "attribution", "checks", "models",
+           "postprocess", "visualize", "SanityError"]
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tf_sanity' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    # Importing a module of tf_sanity.attribution runs the package first, which registers every method.
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+_compat.install()

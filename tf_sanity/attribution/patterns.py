@@ -34,11 +34,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_sanity import engine
+from tf_sanity.attribution import engine
+from tf_sanity.attribution.backprop import Backprop
+from tf_sanity.attribution.canonizers import Affine, feeds_relu, layer_kind
+from tf_sanity.attribution.graph import input_tensor, leaf_layers
+from tf_sanity.attribution.methods import backprop_method
+from tf_sanity.attribution.rules import AffineRule, strict_composite, vjp
 from tf_sanity.errors import SanityError
-from tf_sanity.propagation import (Affine, AffineRule, Backprop, feeds_relu, input_tensor, layer_kind, method,
-                                   strict_composite, vjp)
-from tf_sanity.rules import leaf_layers
 
 
 # Outputs whose variance over the fitting points is below this fraction of their mean square get a
@@ -78,31 +80,35 @@ def _channel_reduce_axes(affine, rank):
 
 def _statistics_function(model, layers):
     """Compiled ``f(images) -> [(sum x*y, sum x, sum y, sum y^2, count) per layer]`` over masked points."""
-    inputs = keras.Model(model.inputs, [input_tensor(model, layer.name) for layer in layers])
-    affines = [Affine(layer) for layer in layers]
-    relu = [feeds_relu(layer) for layer in layers]
+    def make():
+        inputs = keras.Model(model.inputs, [input_tensor(model, layer.name) for layer in layers])
+        affines = [Affine(layer) for layer in layers]
+        relu = [feeds_relu(layer) for layer in layers]
+        return (lambda images: _statistics(inputs, affines, relu, images),
+                [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
 
-    def trace(images):
-        xs = inputs(images, training=False)
-        xs = xs if isinstance(xs, (list, tuple)) else [xs]
-        out = []
-        for affine, x, is_relu in zip(affines, xs, relu):
-            kernel, bias = affine.weights(x.dtype)
-            y = affine.add_bias(affine.linear(x, kernel), bias)
-            mask = tf.cast(y > 0, y.dtype) if is_relu else tf.ones_like(y)
-            with tf.GradientTape(persistent=True) as tape:
-                tape.watch(kernel)
-                z = affine.linear(x, kernel)
-                xy = tf.reduce_sum(z * (y * mask))
-                x1 = tf.reduce_sum(z * mask)
-            axes = _channel_reduce_axes(affine, len(y.shape))
-            out.append((tape.gradient(xy, kernel), tape.gradient(x1, kernel), tf.reduce_sum(y * mask, axis=axes),
-                        tf.reduce_sum(tf.square(y) * mask, axis=axes), tf.reduce_sum(mask, axis=axes)))
-            del tape
-        return out
+    return engine.cached_function(model, ("pattern_statistics", tuple(layer.name for layer in layers)), make)
 
-    return tf.function(trace, input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)],
-                       autograph=False)
+
+def _statistics(inputs, affines, relu, images):
+    """The traced body of :func:`_statistics_function`."""
+    xs = inputs(images, training=False)
+    xs = xs if isinstance(xs, (list, tuple)) else [xs]
+    out = []
+    for affine, x, is_relu in zip(affines, xs, relu):
+        kernel, bias = affine.weights(x.dtype)
+        y = affine.add_bias(affine.linear(x, kernel), bias)
+        mask = tf.cast(y > 0, y.dtype) if is_relu else tf.ones_like(y)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(kernel)
+            z = affine.linear(x, kernel)
+            xy = tf.reduce_sum(z * (y * mask))
+            x1 = tf.reduce_sum(z * mask)
+        axes = _channel_reduce_axes(affine, len(y.shape))
+        out.append((tape.gradient(xy, kernel), tape.gradient(x1, kernel), tf.reduce_sum(y * mask, axis=axes),
+                    tf.reduce_sum(tf.square(y) * mask, axis=axes), tf.reduce_sum(mask, axis=axes)))
+        del tape
+    return out
 
 
 def fit_patterns(model, images, *, batch_size=128):
@@ -160,7 +166,7 @@ class PatternRule(AffineRule):
         if pattern is None or pattern.shape != kernel_shape:
             raise SanityError(f"{self.name}: no pattern of shape {kernel_shape} for layer {layer.name!r} in the "
                               f"patterns fitted to {self.patterns.model_name!r}; fit them on this model with "
-                              f"tf_sanity.patterns.fit_patterns(model, training_images)")
+                              f"tf_sanity.attribution.patterns.fit_patterns(model, training_images)")
         return True
 
     def propagate(self, affine, x, upstream):
@@ -179,11 +185,11 @@ def pattern_composite(patterns, attribution):
 def _check(patterns, name):
     if not isinstance(patterns, Patterns):
         raise SanityError(f"{name} needs patterns fitted on training data: patterns = "
-                          f"tf_sanity.patterns.fit_patterns(model, training_images), then pass patterns=patterns")
+                          f"tf_sanity.attribution.patterns.fit_patterns(model, training_images), then pass patterns=patterns")
     return patterns
 
 
-@method("pattern_net", "PatternNet")
+@backprop_method("pattern_net", "PatternNet")
 def pattern_net(*, patterns=None):
     """PatternNet: the signal, a gradient pass with patterns instead of weights (Kindermans et al. 2018).
 
@@ -193,7 +199,7 @@ def pattern_net(*, patterns=None):
     return Backprop(pattern_composite(_check(patterns, "pattern_net"), False), seed=engine.score_seed)
 
 
-@method("pattern_attribution", "PatternAttr.")
+@backprop_method("pattern_attribution", "PatternAttr.", signal="relevance")
 def pattern_attribution(*, patterns=None):
     """PatternAttribution: a gradient pass with ``W * A`` instead of ``W`` (Kindermans et al. 2018).
 

@@ -1,11 +1,11 @@
 """Layer-wise relevance propagation and Deep Taylor decomposition as backward rules.
 
 The LRP family of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020, with the settings
-of their code, ``../shared/REFERENCE.md`` section 3): LRP-z, LRP-epsilon, LRP-alpha-beta
+of their code, ``docs/REFERENCE.md`` section 3): LRP-z, LRP-epsilon, LRP-alpha-beta
 (alpha1beta0, alpha2beta1, alpha5beta4), the composite presets A and B, DeepTaylor with the z+ rule
 and the bounded zB rule for the first layer.
 
-For a layer with input ``x``, (canonized, see :mod:`tf_sanity.propagation`) affine map
+For a layer with input ``x``, (canonized, see :mod:`tf_sanity.attribution.canonizers`) affine map
 ``z_j = sum_i x_i w_ij + b_j`` and relevance ``R_j`` at its output, write ``z_ij = x_i w_ij``. The
 rules send to input ``i``:
 
@@ -40,10 +40,12 @@ import functools
 import keras
 import tensorflow as tf
 
-from tf_sanity import engine, rules
+from tf_sanity.attribution import engine, rules
+from tf_sanity.attribution.backprop import Backprop
+from tf_sanity.attribution.graph import is_first_layer
+from tf_sanity.attribution.methods import backprop_method
+from tf_sanity.attribution.rules import AffineRule, safe_divide, strict_composite, vjp
 from tf_sanity.errors import SanityError
-from tf_sanity.propagation import (AffineRule, Backprop, is_first_layer, method, safe_divide, strict_composite,
-                                   vjp)
 
 
 def _positive(t):
@@ -220,6 +222,11 @@ def _check_epsilon(epsilon):
 
 def _relevance(composite):
     return Backprop(composite, seed=engine.score_seed)
+
+
+def method(name, label):
+    """Registers an LRP-family method: it propagates relevance, a product with the input."""
+    return backprop_method(name, label, signal="relevance", multiplies_by_input=True)
 
 
 @method("lrp_z", "LRP-z")

@@ -10,8 +10,6 @@ import time
 
 import numpy as np
 
-from slim_models import imagenet
-
 # With at least this many images, top-5 at chance level (5 / 1000) means an untrained checkpoint.
 _CHANCE_MIN_IMAGES = 20
 
@@ -31,15 +29,16 @@ def add_parser(subparsers):
                    help="only files under this prefix of the CSV, e.g. val_imagenette224/")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--central-fraction", type=float, default=imagenet.CENTRAL_FRACTION,
+    p.add_argument("--central-fraction", type=float, default=0.875,  # slim_models.imagenet.CENTRAL_FRACTION
                    help="central crop before resizing to 299 (slim eval: 0.875; 1.0 = no crop)")
     p.add_argument("--show", type=int, default=0, help="print the top-5 of the first N images")
     p.set_defaults(func=run)
 
 
 def run(args):
+    from slim_models import imagenet  # imported here: the parser is built without TensorFlow
     from slim_models.checkpoint import load_inception_v3
-    from tf_sanity import engine
+    from tf_sanity.attribution import engine
     from tf_sanity.errors import SanityError
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):

@@ -1,7 +1,7 @@
 """Trained MNIST / Fashion-MNIST models on demand, cached, and the ``tf-sanity train`` command.
 
 ``trained_model("mnist-cnn")`` returns the paper's CNN trained on MNIST; the first call trains it
-(:mod:`tf_sanity.training`) and stores it, later calls load it. Models live in
+(:mod:`tf_sanity.models.training`) and stores it, later calls load it. Models live in
 ``<cache>/models/<name>-<profile>-seed<seed>[-random-labels]/`` (``<cache>`` is
 ``$TF_SANITY_CACHE`` or ``~/.cache/tf_sanity``) as ``model.weights.h5`` plus ``metadata.json``
 (profile, seed, data checksum, train / test accuracy, training time, random labels, stopping
@@ -20,11 +20,11 @@ import pathlib
 import platform
 import time
 
-from tf_sanity import datasets, training
+from tf_sanity.models import datasets, training
 from tf_sanity.errors import SanityError, unknown_name
 
 DATASET_NAMES = ("mnist", "fashion_mnist")  # the paper's 28 x 28 x 1 datasets (datasets also knows cifar10)
-ARCHITECTURES = ("cnn", "mlp")  # tf_sanity.mnist_models.ARCHITECTURES; not imported here to keep the CLI light
+ARCHITECTURES = ("cnn", "mlp")  # tf_sanity.models.mnist_models.ARCHITECTURES; not imported here to keep the CLI light
 MODEL_NAMES = tuple(f"{d}-{a}" for d in DATASET_NAMES for a in ARCHITECTURES)
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
@@ -55,7 +55,7 @@ def _write_json_atomic(path, payload):
 
 def build_model(name):
     """A fresh (untrained) model for `name`, e.g. ``build_model("mnist-cnn")``."""
-    from tf_sanity import mnist_models
+    from tf_sanity.models import mnist_models
 
     _, architecture = _parse(name)
     return mnist_models.build(architecture, name=name.replace("-", "_"))
@@ -67,10 +67,10 @@ def load_or_train(name, *, profile="paper", random_labels=False, seed=0, data_di
 
     Args:
       name: one of :data:`MODEL_NAMES`.
-      profile: ``"paper"`` or ``"original_code"`` (see :mod:`tf_sanity.training`), or a Profile.
+      profile: ``"paper"`` or ``"original_code"`` (see :mod:`tf_sanity.models.training`), or a Profile.
       random_labels: train on seeded permuted labels (the data randomization test).
       seed: seeds the initial weights, the batch order and the label permutation.
-      data_dir: folder with the original ``.gz`` files (see :mod:`tf_sanity.datasets`);
+      data_dir: folder with the original ``.gz`` files (see :mod:`tf_sanity.models.datasets`);
         only read when the model must be trained.
       cache_dir: overrides ``$TF_SANITY_CACHE`` / ``~/.cache/tf_sanity``.
       retrain: train again even if a cached model exists.

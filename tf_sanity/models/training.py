@@ -1,6 +1,6 @@
 """Training the MNIST / Fashion-MNIST models, with true or randomly permuted labels.
 
-Two named profiles (Adebayo et al. 2018, appendix "Data sets & Models"; ``../shared/REFERENCE.md``
+Two named profiles (Adebayo et al. 2018, appendix "Data sets & Models"; ``docs/REFERENCE.md``
 section 1 for the authors' code):
 
 * ``paper``: what the paper states, which is the classic TF "Deep MNIST" recipe: Adam (learning
@@ -30,7 +30,6 @@ import logging
 import os
 import pathlib
 import time
-import weakref
 
 import numpy as np
 
@@ -148,20 +147,15 @@ def _kernels(model, decay_layers):
             and (decay_layers is None or layer.name in decay_layers)]
 
 
-_PREDICT = weakref.WeakKeyDictionary()  # model -> compiled argmax function
-
-
 def accuracy(model, images, labels, batch_size=1000):
     """Top-1 accuracy of `model`'s logits on `images` (inference mode), batched."""
-    import tensorflow as tf
+    from tf_sanity.attribution import engine
 
-    if model not in _PREDICT:
-        _PREDICT[model] = tf.function(
-            lambda x: tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32))
+    scores = engine.scores_function(model)
     correct = 0
     for start in range(0, len(images), batch_size):
-        predicted = _PREDICT[model](tf.constant(images[start:start + batch_size]))
-        correct += int(np.sum(predicted.numpy() == labels[start:start + batch_size]))
+        predicted = np.asarray(scores(np.asarray(images[start:start + batch_size], np.float32))).argmax(-1)
+        correct += int(np.sum(predicted == labels[start:start + batch_size]))
     return correct / max(len(images), 1)
 
 
@@ -205,9 +199,9 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
     """Trains `model` in place on `data` with `profile`; resumes from `checkpoint_path` if present.
 
     Args:
-      model: a model from :mod:`tf_sanity.mnist_models` (images ``(n, 28, 28, 1)`` in [0, 1]
+      model: a model from :mod:`tf_sanity.models.mnist_models` (images ``(n, 28, 28, 1)`` in [0, 1]
         -> logits). Seed its construction yourself (``keras.utils.set_random_seed``).
-      data: a :class:`tf_sanity.datasets.Dataset` (or anything with x_train, y_train, x_test,
+      data: a :class:`tf_sanity.models.datasets.Dataset` (or anything with x_train, y_train, x_test,
         y_test and checksum attributes).
       profile: a profile name from :data:`PROFILES` or a :class:`Profile`.
       seed: seeds the batch order and the label permutation.

@@ -14,17 +14,19 @@ error (``tests/test_deeplift.py``); max pooling's gradient makes it approximate.
 
 **The reference pass.** The rescale rule needs the reference's pre-activations at every ReLU.
 The model runs once on the batch ``[x; reference]`` (2n rows) inside one compiled function
-(:func:`tf_sanity.propagation.paired_function`); the output is seeded with ``[one-hot; 0]``, and
+(:func:`tf_sanity.attribution.engine.paired_function`); the output is seeded with ``[one-hot; 0]``, and
 :func:`rescale_relu`'s backward splits its input in halves, computes the multiplier from the
 two, and passes it to the first half (the reference half gets zero). The rule is only meaningful
-under that pairing, so it is not exposed through :mod:`tf_sanity.engine`'s unpaired functions.
+under that pairing, so it is not exposed through :mod:`tf_sanity.attribution.engine`'s unpaired functions.
 """
 
 import functools
 
 import tensorflow as tf
 
-from tf_sanity.propagation import Backprop, method, strict_composite
+from tf_sanity.attribution.backprop import Backprop
+from tf_sanity.attribution.methods import backprop_method
+from tf_sanity.attribution.rules import strict_composite
 
 NEAR_ZERO = 1e-7
 
@@ -35,7 +37,7 @@ def rescale_relu(activation):
     Forward: ReLU. Backward: for the first half ``upstream * (relu(x) - relu(x_ref)) / (x - x_ref)``
     (``relu'(x)`` where ``|x - x_ref| <= 1e-7``), zero for the reference half.
     """
-    del activation  # ReLU, checked by tf_sanity.rules.applied
+    del activation  # ReLU, checked by tf_sanity.attribution.composites.applied
 
     @tf.custom_gradient
     def rescale(x):
@@ -62,7 +64,8 @@ def rescale_composite():
     return strict_composite("deeplift_rescale", relu=rescale_relu, rule_name="DeepLIFT rescale")
 
 
-@method("deeplift", "DeepLIFT Resc.")
+@backprop_method("deeplift", "DeepLIFT Resc.", signal="contribution", multiplies_by_input=True,
+                 baseline_setting="reference")
 def deeplift(*, reference=0.0):
     """DeepLIFT rescale: ``multipliers * (x - reference)``; sums to ``F(x) - F(reference)``.
 

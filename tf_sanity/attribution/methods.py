@@ -1,37 +1,42 @@
-"""Saliency methods of Adebayo et al. (2018), Sec. 2, batched over images, steps and samples.
+"""The registry of saliency methods, and the methods of Adebayo et al. (2018), Sec. 2.
 
 Every method explains the score (logit) of an explicit target class per image and returns a raw,
 signed mask shaped like the input; absolute values and normalizations live in
-:mod:`tf_sanity.postprocess`. Methods are registered by name in :data:`METHODS`; display labels
-as in the papers' figures are in :data:`LABELS`. :func:`smoothgrad` and :func:`vargrad` wrap any
-method (Smilkov et al. 2017; Adebayo et al. 2018 workshop paper), giving Gradient-SG, IG-VG, ...
+:mod:`tf_sanity.postprocess`. Methods are registered by name in :data:`METHODS` (the one registry:
+the SmoothGrad / VarGrad variants of :mod:`tf_sanity.attribution.noise_tunnel` and the
+modified-backprop methods of "When Explanations Lie" register here too); display labels as in the
+papers' figures are in :data:`LABELS`. Each :class:`Method` carries its metadata (labels, settings,
+the signal it propagates, whether it needs a spatial layer or multiplies by the input), so callers
+never tell methods apart by their names.
 
-All work goes through :mod:`tf_sanity.engine`: images are expanded into rows (integration steps,
-noise samples), fed to one compiled gradient function in chunks of ``batch_size`` rows, and reduced.
+All work goes through :mod:`tf_sanity.attribution.engine`: images are expanded into rows
+(integration steps, noise samples), fed to one compiled gradient function in chunks of
+``batch_size`` rows, and reduced.
 """
 
 import dataclasses
-import functools
 import inspect
-from typing import Callable
+from typing import Callable, Optional
 
 import keras
 import numpy as np
 import skimage.transform
 
-from tf_sanity import engine
-from tf_sanity import rules
+from tf_sanity.attribution import composites, engine, rules
+from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.errors import SanityError, unknown_name
 
 METHODS = {}
 LABELS = {}
 
-GUIDED_BACKPROP = rules.Composite("guided_backprop", relu=rules.guided_relu)
+GUIDED_BACKPROP = composites.Composite("guided_backprop", relu=rules.guided_relu)
+
+SIGNALS = ("gradient", "relevance", "contribution", "map")
 
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A saliency method: ``method(model, images, targets, **settings) -> mask``.
+    """A saliency method: ``method(model, images, targets, **settings) -> mask``, and what it is.
 
     Attributes:
       name: registry name, e.g. ``"integrated_gradients_sg"``.
@@ -39,12 +44,54 @@ class Method:
       compute: ``compute(model, x, targets, **settings)`` on checked float32 ``x [B, ...]`` and
         int32 ``targets [B]``; returns ``[B, ...]``.
       settings: the method's settings and their defaults.
+      short_label: the label inside a variant's label (``"IG"`` in ``"IG-SG"``); default `label`.
+      signal: what flows back (:data:`SIGNALS`): ``"gradient"`` (a gradient-like signal),
+        ``"relevance"`` (LRP, DeepTaylor), ``"contribution"`` (DeepLIFT's multipliers times the
+        difference from the reference) or ``"map"`` (GradCAM's upsampled class activation map).
+      multiplies_by_input: the mask is a product with the input (or with its difference from a
+        baseline), so inputs equal to the baseline get zero attribution from any network
+        (Sundararajan & Taly 2018: compare with ``spearman_nz``).
+      baseline_setting: the setting holding that baseline (``"baseline"``, ``"reference"``), or None
+        (a zero baseline when `multiplies_by_input`).
+      needs_spatial_layer: explains at a ``[batch, h, w, channels]`` layer (setting ``layer``).
+      make_backprop: for methods that are one backward pass: ``make_backprop(**settings) ->
+        Backprop`` (cosine similarity convergence propagates it from any layer).
+      heatmap_reduction: how Sixt et al.'s code reduced the explanation over channels before SSIM
+        (``"abs_max"`` for gradient-like maps, ``"sum"`` for attributions), and
+      heatmap_percentile: the percentile it then scaled to 1 (100 for RectGrad's sparse maps).
+      base: for a SmoothGrad / VarGrad variant, the name of the method it wraps.
+      noise_tunnel: ``"sg"`` or ``"vg"`` for such a variant, else None.
     """
 
     name: str
     label: str
     compute: Callable
     settings: dict
+    short_label: Optional[str] = None
+    signal: str = "gradient"
+    multiplies_by_input: bool = False
+    baseline_setting: Optional[str] = None
+    needs_spatial_layer: bool = False
+    make_backprop: Optional[Callable] = None
+    heatmap_reduction: str = "sum"
+    heatmap_percentile: float = 99.5
+    base: Optional[str] = None
+    noise_tunnel: Optional[str] = None
+
+    def __post_init__(self):
+        if self.signal not in SIGNALS:
+            raise unknown_name("signal", self.signal, SIGNALS)
+        if self.short_label is None:
+            object.__setattr__(self, "short_label", self.label)
+
+    def baseline(self, settings=None):
+        """The baseline the mask is zero at (a scalar or array), or None if it has none."""
+        if not self.multiplies_by_input:
+            return None
+        if self.baseline_setting is None:
+            return 0.0
+        value = {**self.settings, **(settings or {})}.get(self.baseline_setting)
+        return 0.0 if value is None else value
 
     def __call__(self, model, images, targets, **settings):
         x, t, single = check_inputs(model, images, targets)
@@ -68,10 +115,42 @@ def register(method):
     return method
 
 
-def _base(name, label):
+def _base(name, label, **metadata):
     def decorate(compute):
-        return register(Method(name, label, compute, _settings_of(compute)))
+        return register(Method(name, label, compute, _settings_of(compute), **metadata))
     return decorate
+
+
+def backprop_method(name, label, **metadata):
+    """Registers a method that is one backward pass: ``@backprop_method("lrp_z", "LRP-z") def ...``.
+
+    The decorated ``make_backprop(*, setting=default, ...) -> Backprop`` gives the method's settings
+    (its keyword-only parameters, plus ``batch_size``); the decorated name becomes the registered
+    :class:`Method`, so ``lrp_z(model, images, targets)`` explains like
+    ``tf_sanity.explain(model, images, "lrp_z", targets)``.
+    """
+    def decorate(make):
+        def compute(model, x, targets, *, batch_size=engine.DEFAULT_BATCH_SIZE, **settings):
+            return make(**settings).attribute(model, x, targets, batch_size)
+
+        compute.__name__, compute.__doc__ = name, make.__doc__
+        settings = {**_settings_of(make), "batch_size": engine.DEFAULT_BATCH_SIZE}
+        return register(Method(name, label, compute, settings, make_backprop=make, **metadata))
+    return decorate
+
+
+def make_backprop(name, **settings):
+    """The :class:`~tf_sanity.attribution.backprop.Backprop` of registered method `name` with `settings`."""
+    method = get(name)
+    if method.make_backprop is None:
+        raise SanityError(f"{name} is not a backward pass with rules; methods that are: "
+                          f"{', '.join(n for n, m in METHODS.items() if m.make_backprop)}")
+    valid = _settings_of(method.make_backprop)
+    unknown = set(settings) - set(valid)
+    if unknown:
+        raise SanityError(f"{name} has no setting {', '.join(sorted(unknown))}; valid: "
+                          f"{', '.join(sorted(valid)) or 'none'}")
+    return method.make_backprop(**settings)
 
 
 def check_inputs(model, images, targets):
@@ -119,19 +198,20 @@ def _gradients(model, x, targets, composite=None, batch_size=engine.DEFAULT_BATC
     return engine.map_batches(fn, batch_size, x, targets)
 
 
-@_base("gradient", "Gradient")
+@_base("gradient", "Gradient", heatmap_reduction="abs_max", make_backprop=lambda: Backprop(None))
 def gradient(model, x, targets, *, batch_size=engine.DEFAULT_BATCH_SIZE):
     """Gradient of the target score w.r.t. the input (Simonyan et al. 2013)."""
     return _gradients(model, x, targets, batch_size=batch_size)
 
 
-@_base("gradient_x_input", "Gradient x Input")
+@_base("gradient_x_input", "Gradient x Input", multiplies_by_input=True)
 def gradient_x_input(model, x, targets, *, batch_size=engine.DEFAULT_BATCH_SIZE):
     """Element-wise product of the gradient and the input (Shrikumar et al. 2016)."""
     return _gradients(model, x, targets, batch_size=batch_size) * x
 
 
-@_base("guided_backprop", "Guided Backprop")
+@_base("guided_backprop", "Guided Backprop", short_label="GBP", heatmap_reduction="abs_max",
+       make_backprop=lambda: Backprop(GUIDED_BACKPROP))
 def guided_backprop(model, x, targets, *, batch_size=engine.DEFAULT_BATCH_SIZE):
     """Guided backpropagation: every ReLU's gradient is replaced by :func:`rules.guided_relu`.
 
@@ -158,7 +238,8 @@ INTEGRATION_RULES = {
 }
 
 
-@_base("integrated_gradients", "Integrated Gradients")
+@_base("integrated_gradients", "Integrated Gradients", short_label="IG", multiplies_by_input=True,
+       baseline_setting="baseline")
 def integrated_gradients(model, x, targets, *, baseline=None, steps=50, integration="pair",
                          batch_size=engine.DEFAULT_BATCH_SIZE):
     """Integrated Gradients (Sundararajan et al. 2017), ``(x - baseline) * mean_k grad(path_k)``.
@@ -225,7 +306,7 @@ def last_conv_layer(model):
     return convs[-1]
 
 
-@_base("gradcam", "GradCAM")
+@_base("gradcam", "GradCAM", signal="map", needs_spatial_layer=True)
 def gradcam(model, x, targets, *, layer=None, batch_size=engine.DEFAULT_BATCH_SIZE):
     """Grad-CAM (Selvaraju et al. 2017) as PAIR saliency computes it.
 
@@ -251,72 +332,11 @@ def gradcam(model, x, targets, *, layer=None, batch_size=engine.DEFAULT_BATCH_SI
     return np.broadcast_to(cam[..., None], x.shape).astype(np.float32)
 
 
-@_base("guided_gradcam", "Guided GradCAM")
+@_base("guided_gradcam", "Guided GradCAM", needs_spatial_layer=True)
 def guided_gradcam(model, x, targets, *, layer=None, batch_size=engine.DEFAULT_BATCH_SIZE):
     """Guided Grad-CAM: guided backprop times GradCAM, element-wise (Selvaraju et al. 2017)."""
     return (guided_backprop.compute(model, x, targets, batch_size=batch_size)
             * gradcam.compute(model, x, targets, layer=layer, batch_size=batch_size))
-
-
-BASE_METHODS = tuple(METHODS)
-
-
-def _noise_tunnel(method, reduce, model, x, targets, *, n, stdev_spread, seed, magnitude, **inner):
-    """Explains `n` noisy copies of each image with `method` and reduces them (mean or variance).
-
-    Noise for image i is ``N(0, sigma_i^2)`` with ``sigma_i = stdev_spread * (max x_i - min x_i)``
-    (PAIR's ``stdev_spread``), drawn from ``np.random.RandomState(seed)`` image by image, so one image
-    with a given seed sees exactly the noise of PAIR's ``GetSmoothedMask`` after ``np.random.seed(seed)``.
-    """
-    if n < 1:
-        raise SanityError(f"n (noise samples) must be >= 1, got {n}")
-    rng = np.random.RandomState(seed)
-    per_group = max(1, -(-inner.get("batch_size", engine.DEFAULT_BATCH_SIZE) // n))
-    out = np.empty_like(x)
-    for start in range(0, len(x), per_group):
-        group = x[start:start + per_group]
-        sigma = stdev_spread * np.ptp(group.reshape(len(group), -1), axis=1)
-        noise = np.stack([rng.normal(0, s, (n,) + group.shape[1:]) for s in sigma]).astype(np.float32)
-        noisy = (group[:, None] + noise).reshape((-1,) + group.shape[1:])
-        masks = method.compute(model, noisy, np.repeat(targets[start:start + per_group], n), **inner)
-        masks = masks.reshape(noise.shape)
-        if reduce == "variance":
-            out[start:start + per_group] = masks.var(axis=1)
-        else:
-            out[start:start + per_group] = (masks ** 2 if magnitude else masks).mean(axis=1)
-    return out
-
-
-def _wrap(method, reduce, suffix, label_suffix):
-    own = {"n": 50, "stdev_spread": 0.15, "seed": 0, "magnitude": False}
-    compute = functools.partial(_noise_tunnel, method, reduce)
-    return Method(f"{method.name}_{suffix}", f"{_SHORT.get(method.name, method.label)}-{label_suffix}",
-                  compute, {**method.settings, **own})
-
-
-_SHORT = {"gradient": "Gradient", "gradient_x_input": "Gradient x Input",
-          "integrated_gradients": "IG", "guided_backprop": "GBP", "gradcam": "GradCAM",
-          "guided_gradcam": "Guided GradCAM"}
-
-
-def smoothgrad(method):
-    """SmoothGrad of any method: the mean over `n` noisy copies (Smilkov et al. 2017).
-
-    Settings added: ``n`` (samples, default 50), ``stdev_spread`` (sigma as a fraction of each
-    input's max - min, default 0.15), ``seed``, ``magnitude`` (mean of squares, PAIR's default;
-    False = plain mean as the Sanity Checks code).
-    """
-    return _wrap(method, "mean", "sg", "SG")
-
-
-def vargrad(method):
-    """VarGrad of any method: the variance over `n` noisy copies (Adebayo et al. 2018, workshop)."""
-    return _wrap(method, "variance", "vg", "VG")
-
-
-for _name in BASE_METHODS:
-    register(smoothgrad(METHODS[_name]))
-    register(vargrad(METHODS[_name]))
 
 
 def get(method):

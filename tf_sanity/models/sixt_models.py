@@ -1,5 +1,5 @@
 """The small convnet of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020, appendix D),
-trained on MNIST / Fashion-MNIST through :mod:`tf_sanity.training` and cached.
+trained on MNIST / Fashion-MNIST through :mod:`tf_sanity.models.training` and cached.
 
 The paper's network for CIFAR-10 (their ``load_cifar10``): conv 3x3x32, conv 3x3x64, max-pool 2,
 conv 3x3x128, conv 3x3x128, max-pool 2, flatten, dropout 0.5, dense 1024, dropout 0.5, dense 10,
@@ -11,7 +11,7 @@ when online, or reads ``cifar-10-binary.tar.gz`` from the data folder), the ReLU
 ``conv3``, ``conv4``, ``pool4``, ``fc5``, ``fc6``).
 
 Differences from the paper's training, stated where results are reported: no augmentation
-(:func:`tf_sanity.training.train` has no augmentation hook, and horizontal flips do not suit
+(:func:`tf_sanity.models.training.train` has no augmentation hook, and horizontal flips do not suit
 digits; on CIFAR-10 this costs accuracy), and far fewer epochs on CPU (:data:`PROFILES`).
 """
 
@@ -23,7 +23,7 @@ import pathlib
 
 import keras
 
-from tf_sanity import datasets, training
+from tf_sanity.models import datasets, training
 from tf_sanity.errors import unknown_name
 
 INPUT_SHAPE = (28, 28, 1)

@@ -1,12 +1,12 @@
 """DeConvNet and RectGrad: gradient-like methods that only change the backward pass of ReLUs.
 
 Two of the modified-backprop methods of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020;
-settings in ``../shared/REFERENCE.md`` section 3). Every other layer passes the plain
-gradient; layers outside :func:`tf_sanity.propagation.layer_kind`'s list raise a ``SanityError``
+settings in ``docs/REFERENCE.md`` section 3). Every other layer passes the plain
+gradient; layers outside :func:`tf_sanity.attribution.canonizers.layer_kind`'s list raise a ``SanityError``
 (a ReLU hidden in an unknown layer would otherwise be missed silently).
 
 * DeConvNet (Zeiler & Fergus 2014): a ReLU's backward is ``relu(upstream)``, whatever the forward
-  activation (:func:`tf_sanity.rules.deconvnet_relu`).
+  activation (:func:`tf_sanity.attribution.rules.deconvnet_relu`).
 * RectGrad (Kim et al. 2019, "Why are saliency maps noisy?"): a ReLU with output ``a`` passes
   ``upstream`` only where the importance ``a * upstream`` exceeds ``tau``, the ``q``-th percentile of
   the importances of that layer for that image: ``1[a * g > tau] * g`` (Sixt et al.'s
@@ -19,9 +19,11 @@ import functools
 
 import tensorflow as tf
 
-from tf_sanity import rules
+from tf_sanity.attribution import rules
+from tf_sanity.attribution.backprop import Backprop
+from tf_sanity.attribution.methods import backprop_method
+from tf_sanity.attribution.rules import strict_composite
 from tf_sanity.errors import SanityError
-from tf_sanity.propagation import Backprop, method, strict_composite
 
 
 @functools.lru_cache(maxsize=None)
@@ -29,7 +31,7 @@ def deconvnet_composite():
     return strict_composite("deconvnet", relu=rules.deconvnet_relu, rule_name="DeConvNet")
 
 
-@method("deconvnet", "DeConvNet")
+@backprop_method("deconvnet", "DeConvNet", heatmap_reduction="abs_max")
 def deconvnet():
     """DeConvNet (Zeiler & Fergus 2014): ReLUs pass ``relu(upstream)`` back, other layers the gradient."""
     return Backprop(deconvnet_composite())
@@ -76,7 +78,7 @@ def rectgrad_composite(q):
     return strict_composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q), rule_name="RectGrad")
 
 
-@method("rectgrad", "RectGrad")
+@backprop_method("rectgrad", "RectGrad", heatmap_reduction="abs_max", heatmap_percentile=100.0)
 def rectgrad(*, percentile=98.0):
     """RectGrad (Kim et al. 2019): only units with importance above the percentile pass the gradient.
 

@@ -9,7 +9,7 @@ Contract shared by both models:
     ``[0, 1]`` (raw uint8 divided by 255), no mean subtraction. The MLP flattens inside.
   * Output: ``(batch, 10)`` logits (no softmax).
   * Every ReLU is fused into its Conv2D / Dense layer (``activation="relu"``), so backward-rule
-    overrides must handle fused activations (see :mod:`tf_sanity.rules`).
+    overrides must handle fused activations (see :mod:`tf_sanity.attribution.composites`).
   * Layers that own variables are named after the paper's randomization groups, and
     ``model.randomization_groups`` lists ``(group, [layer names])`` in the paper's top-down
     cascading order (output first).

@@ -1,18 +1,19 @@
-"""Backward rules: how modified-backprop methods change the backward pass of a Keras model.
+"""Composites: a map from layers to backward rules, and how it is applied to a Keras model.
 
 A *composite* (zennit's word) maps every layer of a model to rules, in two parts:
 
-* an **activation rule** replaces each ReLU on the way back: guided backprop's guided ReLU
-  (Springenberg et al. 2015; Adebayo et al. 2018, Sec. 2), DeConvNet's ReLU, LRP's pass-through.
-  It reaches every ReLU: standalone ``ReLU`` layers, ``Activation("relu")`` layers and the
-  ``activation="relu"`` fused into ``Conv2D`` / ``Dense``.
+* an **activation rule** replaces each ReLU on the way back (guided backprop's guided ReLU,
+  DeConvNet's ReLU, LRP's pass-through; :mod:`tf_sanity.attribution.rules`). It reaches every ReLU:
+  standalone ``ReLU`` layers, ``Activation("relu")`` layers and the ``activation="relu"`` fused
+  into ``Conv2D`` / ``Dense``.
 * a **layer rule** replaces the backward pass of a layer's linear part (the layer with its fused
   activation split off), e.g. the LRP rules of "When Explanations Lie" (Sixt et al. 2020).
 
 Rules are built with ``tf.custom_gradient`` (``tf.GradientTape`` ignores ``gradient_override_map``).
-:func:`applied` swaps them into the layers only while a compiled function is *traced*: the graph
-keeps the modified backward pass and the user's model is restored as soon as tracing ends, also
-on error. Nothing is cloned, so randomized weights (assigned in place) are seen by the graph.
+:func:`applied` swaps them into the layers only while a compiled function is *traced*
+(:mod:`tf_sanity.attribution.engine` is the one place that does it): the graph keeps the modified
+backward pass and the user's model is restored as soon as tracing ends, also on error. Nothing is
+cloned, so randomized weights (assigned in place) are seen by the graph.
 """
 
 import contextlib
@@ -23,28 +24,11 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
+from tf_sanity.attribution.graph import leaf_layers
 from tf_sanity.errors import SanityError
 
 # An activation rule takes the layer's original activation function and returns the replacement.
 ActivationRule = Callable[[Callable], Callable]
-
-
-class LayerRule:
-    """Backward rule for the linear part of a layer: ``backward`` replaces its gradient.
-
-    Subclasses implement ``backward(layer, x, z, upstream) -> downstream``, where ``x`` is the
-    layer's input, ``z`` its linear output (fused activation split off) and ``upstream`` what
-    flows back into ``z`` (a gradient, or relevance for LRP). ``name`` appears in error messages.
-    """
-
-    name = "layer rule"
-
-    def supports(self, layer):
-        """Whether this rule can handle `layer`; unsupported layers raise a clear error."""
-        return True
-
-    def backward(self, layer, x, z, upstream):
-        raise NotImplementedError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,82 +38,24 @@ class Composite:
     Attributes:
       name: what the composite is called in messages (usually the method name).
       relu: the activation rule applied to every ReLU, or None to keep the plain gradient.
-      layer_rule: ``layer -> LayerRule | None``; None keeps the layer's plain gradient.
+      layer_rule: ``layer -> LayerRule | None`` (:mod:`tf_sanity.attribution.rules`); None keeps the layer's plain gradient.
       strict_activations: if True, an activation other than ReLU or linear is an error
         (the rule is only defined for ReLU networks); never a silent fallback to the gradient.
     """
 
     name: str
     relu: Optional[ActivationRule] = None
-    layer_rule: Optional[Callable[[keras.layers.Layer], Optional[LayerRule]]] = None
+    layer_rule: Optional[Callable[[keras.layers.Layer], Optional[object]]] = None
     strict_activations: bool = True
 
 
-def _relu_mask(x, dtype):
-    return tf.cast(x > 0, dtype)
-
-
-def guided_relu(activation):
-    """Guided ReLU: forward ReLU, backward ``(upstream > 0) * (x > 0) * upstream``.
-
-    Guided backprop (Springenberg et al. 2015) as in the original code of Adebayo et al. (2018):
-    the ReLU gradient is replaced by ``(grad > 0) * (out > 0) * grad``.
-    """
-    del activation  # the forward is always ReLU; checked by `applied`
-
-    @tf.custom_gradient
-    def guided(x):
-        def grad(upstream):
-            return tf.nn.relu(upstream) * _relu_mask(x, upstream.dtype)
-        return tf.nn.relu(x), grad
-
-    return guided
-
-
-def deconvnet_relu(activation):
-    """DeConvNet ReLU (Zeiler & Fergus 2014): backward applies ReLU to the upstream signal only."""
-    del activation
-
-    @tf.custom_gradient
-    def deconv(x):
-        def grad(upstream):
-            return tf.nn.relu(upstream)
-        return tf.nn.relu(x), grad
-
-    return deconv
-
-
-def pass_relu(activation):
-    """LRP / DeepTaylor convention: relevance passes through ReLU unchanged."""
-    del activation
-
-    @tf.custom_gradient
-    def passthrough(x):
-        def grad(upstream):
-            return upstream
-        return tf.nn.relu(x), grad
-
-    return passthrough
-
-
-def _activation_name(fn):
+def activation_name(fn):
     return getattr(fn, "__name__", type(fn).__name__)
 
 
-def _is_plain_relu_layer(layer):
+def is_plain_relu_layer(layer):
     return (isinstance(layer, keras.layers.ReLU) and not layer.max_value
             and not float(layer.negative_slope) and not float(layer.threshold))
-
-
-def leaf_layers(model):
-    """All layers of `model` that hold no sub-layers, nested models flattened, in model order."""
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model) or (hasattr(layer, "layers") and layer.layers):
-            out.extend(leaf_layers(layer))
-        else:
-            out.append(layer)
-    return out
 
 
 # obj -> {attr: value before `applied` patched it}, only while patched (see `unpatched`).
@@ -202,7 +128,7 @@ def _with_layer_rule(layer, rule, call, activation):
 
 
 def _check_activation(composite, layer, fn):
-    name = _activation_name(fn)
+    name = activation_name(fn)
     if name in ("linear", "relu") or not composite.strict_activations:
         return name
     raise SanityError(
@@ -234,8 +160,8 @@ def _apply_to_layer(composite, layer, patcher):
     if rule is not None and not rule.supports(layer):
         raise SanityError(f"rule {rule.name!r} of {composite.name} does not support layer "
                           f"{layer.name!r} ({type(layer).__name__}); choose another method or rule")
-    if _is_plain_relu_layer(layer) or (isinstance(layer, keras.layers.Activation)
-                                       and _activation_name(layer.activation) == "relu"):
+    if is_plain_relu_layer(layer) or (isinstance(layer, keras.layers.Activation)
+                                       and activation_name(layer.activation) == "relu"):
         if composite.relu is not None:
             patcher.set(layer, "call", lambda x, *a, **k: composite.relu(tf.nn.relu)(x))
         return

@@ -1,0 +1,165 @@
+"""Backward rules: what a modified-backprop method does at each layer on the way back.
+
+* **Activation rules** replace a ReLU's backward pass: guided backprop's guided ReLU (Springenberg
+  et al. 2015; Adebayo et al. 2018, Sec. 2), DeConvNet's ReLU (Zeiler & Fergus 2014) and LRP's
+  pass-through.
+* **Layer rules** (:class:`LayerRule`) replace the backward pass of a layer's linear part;
+  :class:`AffineRule` is the base of the rules on canonized affine maps
+  (:class:`tf_sanity.attribution.canonizers.Affine`): LRP, DeepTaylor, PatternNet.
+* :func:`strict_composite` maps every layer kind (:func:`tf_sanity.attribution.canonizers.layer_kind`)
+  to a rule and any unknown layer to an error: there is never a silent fallback to the gradient.
+
+How a composite is applied to a model is :mod:`tf_sanity.attribution.composites`.
+"""
+
+import tensorflow as tf
+
+from tf_sanity.attribution import canonizers
+from tf_sanity.attribution.composites import Composite
+
+
+class LayerRule:
+    """Backward rule for the linear part of a layer: ``backward`` replaces its gradient.
+
+    Subclasses implement ``backward(layer, x, z, upstream) -> downstream``, where ``x`` is the
+    layer's input, ``z`` its linear output (fused activation split off) and ``upstream`` what
+    flows back into ``z`` (a gradient, or relevance for LRP). ``name`` appears in error messages.
+    """
+
+    name = "layer rule"
+
+    def supports(self, layer):
+        """Whether this rule can handle `layer`; unsupported layers raise a clear error."""
+        return True
+
+    def backward(self, layer, x, z, upstream):
+        raise NotImplementedError
+
+
+def _relu_mask(x, dtype):
+    return tf.cast(x > 0, dtype)
+
+
+def guided_relu(activation):
+    """Guided ReLU: forward ReLU, backward ``(upstream > 0) * (x > 0) * upstream``.
+
+    Guided backprop (Springenberg et al. 2015) as in the original code of Adebayo et al. (2018):
+    the ReLU gradient is replaced by ``(grad > 0) * (out > 0) * grad``.
+    """
+    del activation  # the forward is always ReLU; checked by `applied`
+
+    @tf.custom_gradient
+    def guided(x):
+        def grad(upstream):
+            return tf.nn.relu(upstream) * _relu_mask(x, upstream.dtype)
+        return tf.nn.relu(x), grad
+
+    return guided
+
+
+def deconvnet_relu(activation):
+    """DeConvNet ReLU (Zeiler & Fergus 2014): backward applies ReLU to the upstream signal only."""
+    del activation
+
+    @tf.custom_gradient
+    def deconv(x):
+        def grad(upstream):
+            return tf.nn.relu(upstream)
+        return tf.nn.relu(x), grad
+
+    return deconv
+
+
+def pass_relu(activation):
+    """LRP / DeepTaylor convention: relevance passes through ReLU unchanged."""
+    del activation
+
+    @tf.custom_gradient
+    def passthrough(x):
+        def grad(upstream):
+            return upstream
+        return tf.nn.relu(x), grad
+
+    return passthrough
+
+
+def vjp(fn, x, upstream):
+    """``(d fn / d x)^T upstream`` for a function `fn` of one tensor."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+    return tape.gradient(y, x, output_gradients=upstream)
+
+
+def safe_divide(a, b):
+    """``a / b`` where ``b != 0``, else 0 (innvestigate's SafeDivide convention)."""
+    nonzero = tf.not_equal(b, 0)
+    return tf.where(nonzero, a / tf.where(nonzero, b, tf.ones_like(b)), tf.zeros_like(a))
+
+
+# ----------------------------------------------------------------------------- rules and composites
+
+class AffineRule(LayerRule):
+    """A layer rule for affine layers; subclasses implement ``propagate(affine, x, upstream)``."""
+
+    def supports(self, layer):
+        return canonizers.layer_kind(layer) in ("kernel", "batchnorm", "average")
+
+    def backward(self, layer, x, z, upstream):
+        return self.propagate(canonizers.Affine(layer), x, upstream)
+
+    def propagate(self, affine, x, upstream):
+        raise NotImplementedError
+
+
+class PassThrough(LayerRule):
+    """The signal passes unchanged (a BN folded into the layer below it)."""
+
+    name = "pass-through"
+
+    def backward(self, layer, x, z, upstream):
+        return upstream
+
+
+class Unsupported(LayerRule):
+    """Marks a layer the composite has no rule for: applying the composite raises a SanityError."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def supports(self, layer):
+        return False
+
+
+PASS_THROUGH = PassThrough()
+
+
+def strict_composite(name, *, relu, kernel=None, batchnorm=None, average=None, rule_name=None):
+    """A composite with a rule for every supported layer kind and an error for any other layer.
+
+    Args:
+      name: the method name (appears in error messages).
+      relu: the activation rule for every ReLU (None: the plain ReLU gradient).
+      kernel: rule for Dense/Conv layers (with any folded BN): a LayerRule, ``layer -> LayerRule``,
+        or None for the plain gradient (then no BN is folded either).
+      batchnorm: rule for a BN that is not folded (None: plain gradient).
+      average: rule for average pooling (None: plain gradient).
+      rule_name: how the rule set is called in errors (default: `name`).
+    """
+    unsupported = Unsupported(rule_name or name)
+
+    def layer_rule(layer):
+        kind = canonizers.layer_kind(layer)
+        if kind == "exact":
+            return None
+        if kind == "folded":
+            return PASS_THROUGH if kernel is not None else None
+        if kind == "kernel":
+            return kernel(layer) if callable(kernel) and not isinstance(kernel, LayerRule) else kernel
+        if kind == "batchnorm":
+            return batchnorm
+        if kind == "average":
+            return average
+        return unsupported
+
+    return Composite(name, relu=relu, layer_rule=layer_rule)
