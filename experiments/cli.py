@@ -3,10 +3,9 @@
 import importlib
 import os
 
-from tf_sanity.errors import SanityError
-
 import experiments
-from experiments import common, imagenet_inputs, report
+from experiments.imagenet_inputs import CHECKPOINT_ENV, OFFICIAL
+from tf_sanity.errors import SanityError
 
 
 def add_parser(subparsers):
@@ -19,12 +18,13 @@ def add_parser(subparsers):
     p.add_argument("--data-dir", help="folder with mnist/, fashion-mnist/ (the original .gz files) and imagenet/ "
                    "(labels.csv and images) for offline use; sets $TF_SANITY_DATA_DIR")
     p.add_argument("--checkpoint", help="TF-slim inception_v3.ckpt for the Inception figures, or "
-                   f"'{imagenet_inputs.OFFICIAL}' to download the official one once into the cache; sets "
-                   f"${imagenet_inputs.CHECKPOINT_ENV}")
+                   f"'{OFFICIAL}' to download the official one once into the cache; sets "
+                   f"${CHECKPOINT_ENV}")
     p.set_defaults(func=reproduce)
 
 
 def reproduce(args):
+    from experiments import common, report
     if args.list or not args.names:
         for name, path in experiments.EXPERIMENTS.items():
             module = importlib.import_module(path)
@@ -33,7 +33,7 @@ def reproduce(args):
     if args.data_dir:
         os.environ["TF_SANITY_DATA_DIR"] = args.data_dir
     if args.checkpoint:
-        os.environ[imagenet_inputs.CHECKPOINT_ENV] = args.checkpoint
+        os.environ[CHECKPOINT_ENV] = args.checkpoint
     run_all = args.names == ["all"]
     names = list(experiments.EXPERIMENTS) if run_all else args.names
     modules = [experiments.get(name) for name in names]  # unknown names fail before any work

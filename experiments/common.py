@@ -35,7 +35,10 @@ import pathlib
 import re
 import time
 
-import matplotlib.pyplot as plt
+import matplotlib
+
+matplotlib.use("Agg")  # experiments write files; never open windows
+import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm
 
 from tf_sanity.errors import SanityError
@@ -218,19 +221,30 @@ def data_dir(config):
 
 def require_datasets(config, model_names):
     """Fails fast, with what to provide, unless the datasets of `model_names` ("mnist-cnn", ...) are there."""
-    from tf_sanity import datasets
+    from tf_sanity.models import datasets
     for name in sorted({m.rsplit("-", 1)[0] for m in model_names}):
         datasets.prepare(name, data_dir(config))
 
 
 def method_settings(method, config):
-    """Settings for `method` from a config's ``ig_steps``, ``samples``, ``seed`` and ``batch_size``."""
+    """Settings for `method` from a config's ``ig_steps``, ``samples``, ``seed``, ``batch_size`` and
+    ``gradcam_layer``, as the method's metadata says it takes them."""
+    from tf_sanity.attribution import methods
+    meta = methods.get(method)
     settings = {"batch_size": getattr(config, "batch_size", 256)}
-    if "integrated_gradients" in method:
+    if "steps" in meta.settings:
         settings["steps"] = config.ig_steps
-    if method.endswith(("_sg", "_vg")):
+    if meta.noise_tunnel:
         settings.update(n=config.samples, seed=config.seed)
+    if meta.needs_spatial_layer and getattr(config, "gradcam_layer", None):
+        settings["layer"] = config.gradcam_layer
     return settings
+
+
+def methods_for_model(methods, model_name):
+    """`methods` without those that need a spatial layer (GradCAM) when the model is an MLP."""
+    from tf_sanity.attribution import methods as registry
+    return [m for m in methods if not (model_name.endswith("mlp") and registry.get(m).needs_spatial_layer)]
 
 
 def replica_devices():
@@ -254,9 +268,18 @@ def _distributed(strategy):
     if strategy is None:
         yield
         return
-    from tf_sanity import engine
+    from tf_sanity.attribution import engine
     with strategy.scope(), engine.distribute(strategy):
         yield
+
+
+# Sundararajan & Taly (2018), Remark 1: the spearman_nz plateau of IG under full randomization, and its 99 % CI.
+ST_PLATEAU_MEAN, ST_PLATEAU_CI = 0.424, (0.413, 0.437)
+
+
+def overlaps_st_plateau(lo, hi):
+    """Whether the interval ``[lo, hi]`` overlaps the note's 99 % CI of the plateau."""
+    return lo <= ST_PLATEAU_CI[1] and hi >= ST_PLATEAU_CI[0]
 
 
 def mean_std(rows, value="value", by=()):

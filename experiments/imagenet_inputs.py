@@ -126,7 +126,7 @@ def load_inception(config, images, labels):
     """
     import slim_models
     from slim_models import imagenet
-    from tf_sanity import engine
+    from tf_sanity.attribution import engine
     require_checkpoint(config)
     model = slim_models.load_inception_v3(checkpoint(config))
     scores = engine.scores_function(model)

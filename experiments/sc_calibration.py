@@ -11,7 +11,7 @@ masks (299 x 299), the similarity of unrelated masks:
   (config ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT``); without it they are skipped, with the
   reason in the claims (a random-weight checkpoint is never used).
 
-Our metrics are :mod:`tf_sanity.metrics` with the original notebooks' normalizations, HOG and SSIM
+Our metrics are :mod:`tf_sanity.checks.metrics` with the original notebooks' normalizations, HOG and SSIM
 without absolute value as the paper states for ImageNet, under the metric preset ``original_code``
 (and ``paper`` in the paper preset). Masks are 299 x 299 x 3 (as ImageNet masks; the channel sum is
 compared) and 299 x 299 x 1 (2-D maps, as the paper's HOG input "299 by 299 with values normalized to
@@ -40,7 +40,7 @@ import skimage.metrics
 import tf_sanity
 from experiments import common, imagenet_inputs
 from experiments.common import Claim, mean_std
-from tf_sanity import metrics
+from tf_sanity.checks import metrics
 
 NAME = "sc_calibration"
 TITLE = "Sanity Checks appendix: calibration of the similarity metrics (random masks and masks vs random)"
@@ -66,8 +66,8 @@ class Config:
 
     Attributes:
       pairs: random mask pairs per row; size: mask side; channels: mask channel counts.
-      kinds: :func:`tf_sanity.metrics.random_mask` kinds compared pairwise.
-      metric_presets: :data:`tf_sanity.metrics.PRESETS` used for HOG and SSIM.
+      kinds: :func:`tf_sanity.checks.metrics.random_mask` kinds compared pairwise.
+      metric_presets: :data:`tf_sanity.checks.metrics.PRESETS` used for HOG and SSIM.
       methods: saliency methods compared with a Gaussian random mask (need `checkpoint`).
       images, subset: ImageNet test-bed images for those rows; ig_steps: IG steps.
       checkpoint: the TF-slim inception_v3.ckpt; '' = ``$TF_SANITY_INCEPTION_CKPT``, else skip those rows.

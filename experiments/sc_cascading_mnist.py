@@ -22,9 +22,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import tf_sanity
-from experiments import common, st_nz_plateau
+from experiments import common
 from experiments.common import Claim, mean_std
-from tf_sanity import metrics, randomization
+from tf_sanity import checks
+from tf_sanity.checks import statistics
 
 NAME = "sc_cascading_mnist"
 TITLE = ("Sanity Checks Fig. 4/5 (+ workshop Fig. 2/3, S&T Fig. 2): cascading and independent randomization "
@@ -39,7 +40,7 @@ class Config:
     """Settings of one run; see the presets.
 
     Attributes:
-      models: ``<dataset>-<architecture>`` names (:mod:`tf_sanity.zoo`).
+      models: ``<dataset>-<architecture>`` names (:mod:`tf_sanity.models.zoo`).
       modes: ``"cascading"`` and/or ``"independent"``.
       methods: method names (:data:`tf_sanity.METHODS`); GradCAM ones are skipped for the MLP.
       images: number of test images (the first ones of the test split).
@@ -76,7 +77,7 @@ def requires(config):
 
 
 def _stages(config, model_name):
-    from tf_sanity import mnist_models
+    from tf_sanity.models import mnist_models
     arch = model_name.rsplit("-", 1)[1]
     groups = mnist_models.CNN_GROUPS if arch == "cnn" else mnist_models.MLP_GROUPS
     return list(groups)
@@ -88,60 +89,42 @@ def units(config):
 
 
 def _methods(config, model_name):
-    return [m for m in config.methods if not (model_name.endswith("mlp") and "gradcam" in m)]
+    return common.methods_for_model(config.methods, model_name)
 
 
 
-def _explain_all(config, model, model_name, x, targets):
-    return {m: tf_sanity.explain(model, x, m, targets, **common.method_settings(m, config))
-            for m in _methods(config, model_name)}
+def _settings(config):
+    return lambda method: common.method_settings(method, config)
 
 
 def _setup(config, model_name, context):
     """Loads the model and data once per run and computes the trained model's masks."""
     if model_name not in context:
-        from tf_sanity import datasets, zoo
+        from tf_sanity.models import datasets, zoo
         data = datasets.load(model_name.rsplit("-", 1)[0], common.data_dir(config))
         model = zoo.trained_model(model_name, profile=config.profile, seed=config.seed,
                                   data_dir=common.data_dir(config))
         x = data.x_test[:config.images]
-        targets = (data.y_test[:config.images] if config.target == "label"
-                   else model.predict(x, verbose=0).argmax(-1))
-        context[model_name] = (model, x, targets, _explain_all(config, model, model_name, x, targets))
+        targets = data.y_test[:config.images] if config.target == "label" else checks.randomization_test.PREDICTED
+        originals = checks.randomization_test.explain_methods(model, x, targets, _methods(config, model_name),
+                                                             _settings(config))
+        context[model_name] = (model, x, targets, originals)
     return context[model_name]
 
 
-def compare(original, randomized, x):
-    """The five similarities of each image's randomized mask to its original mask."""
-    return {
-        "spearman_abs": metrics.spearman(original, randomized, absolute=True),
-        "spearman_signed": metrics.spearman(original, randomized, absolute=False),
-        "ssim": metrics.ssim(original, randomized),
-        "hog": metrics.hog_similarity(original, randomized),
-        "spearman_nz": metrics.spearman_nz(original, randomized, x, 0.0, absolute=True),
-    }
+ORDER = {"cascading": "top_down", "independent": "independent"}
 
 
 def compute(config, unit, context):
     model_name, mode, stage = unit.split("/")
     model, x, targets, originals = _setup(config, model_name, context)
-    stages = getattr(randomization, mode)(model, groups=[stage] if mode == "independent" else
-                                          _stages(config, model_name), policy=config.policy, seed=config.seed)
-    rows = []
-    with stages:
-        for index, (name, randomized) in enumerate(stages):
-            if name != stage:
-                continue
-            t = targets if config.target == "label" else randomized.predict(x, verbose=0).argmax(-1)
-            for method, masks in _explain_all(config, randomized, model_name, x, t).items():
-                for metric, values in compare(originals[method], masks, x).items():
-                    rows += [dict(model=model_name, mode=mode, stage=stage,
-                                  stage_index=_stages(config, model_name).index(stage) + 1, method=method,
-                                  metric=metric, image=i, value=float(v), policy=config.policy,
-                                  target=config.target, ig_steps=config.ig_steps, samples=config.samples)
-                             for i, v in enumerate(values)]
-            break
-    return rows
+    rows = checks.model_randomization(model, x, targets, _methods(config, model_name), order=ORDER[mode],
+                                      similarities=METRICS, groups=_stages(config, model_name), policy=config.policy,
+                                      seed=config.seed, settings=_settings(config), stages=[stage],
+                                      originals=originals)
+    return [dict(model=model_name, mode=mode, stage=stage, stage_index=r["stage_index"], method=r["method"],
+                 metric=r["metric"], image=r["image"], value=r["value"], policy=config.policy, target=config.target,
+                 ig_steps=config.ig_steps, samples=config.samples) for r in rows]
 
 
 def _curves(ax, rows, model_name, mode, metric, methods, stages):
@@ -262,10 +245,10 @@ def claims(rows, config):
     below_output = [r for r in rows if (r["model"], r["mode"], r["method"], r["metric"]) == (
         "mnist-cnn", "cascading", "integrated_gradients", "spearman_nz") and r["stage"] != "output"]
     levels = np.array([mean for mean, _, _ in mean_std(below_output, by=("image",)).values()])
-    plateau, (lo, hi) = levels.mean(), st_nz_plateau.bootstrap_ci(levels, 10_000, seed=config.seed)
+    plateau, lo, hi = statistics.bootstrap_interval(levels, "mean", seed=config.seed)
     out.append(Claim("Sundararajan & Taly, Remark 1", "spearman_nz of IG plateaus around 0.4 after the output layer "
                      "is randomized, at the level of two 'x times random vector' maps (0.424, 99 % CI [0.413, 0.437])",
                      f"{plateau:.3f} (99 % bootstrap CI [{lo:.3f}, {hi:.3f}] over {len(levels)} images (S&T: 50), "
                      "each the mean over the stages below the output)",
-                     st_nz_plateau.overlaps_paper(lo, hi), "0.424 [0.413, 0.437]", "99 % CIs overlap"))
+                     common.overlaps_st_plateau(lo, hi), "0.424 [0.413, 0.437]", "99 % CIs overlap"))
     return out

@@ -15,7 +15,7 @@ per image and noise level:
 * ``input``: ``x * u`` vs ``x`` itself (how much of the product is the input);
 * ``noise``: ``u`` vs ``v`` (the random "gradients" themselves: the floor).
 
-Metrics: :data:`tf_sanity.metrics.METRICS` (Spearman with and without absolute value, SSIM, HOG) with
+Metrics: :data:`tf_sanity.checks.metrics.METRICS` (Spearman with and without absolute value, SSIM, HOG) with
 the original notebooks' normalizations. Inputs: ImageNet test-bed images in [-1, 1] and, in the
 paper preset, Fashion-MNIST test images in [0, 1].
 """
@@ -28,7 +28,8 @@ import scipy.stats
 
 from experiments import common, imagenet_inputs
 from experiments.common import Claim, mean_std
-from tf_sanity import metrics, randomization, visualize
+from tf_sanity import visualize
+from tf_sanity.checks import metrics, randomization
 from tf_sanity.errors import SanityError
 
 NAME = "sc_fig19_input_times_random"
@@ -65,7 +66,7 @@ PRESETS = {"quick": Config(),
 
 
 def requires(config):
-    from tf_sanity import datasets
+    from tf_sanity.models import datasets
     for name in config.datasets:
         if name == "imagenet":
             imagenet_inputs.folder(config)
@@ -86,7 +87,7 @@ def _images(config, name, context):
         if name == "imagenet":
             context[name] = imagenet_inputs.load(config, config.subset, config.images, config.size)[1]
         else:
-            from tf_sanity import datasets
+            from tf_sanity.models import datasets
             context[name] = datasets.load(name, common.data_dir(config)).x_test[:config.images]
     return context[name].astype(np.float64)
 

@@ -24,7 +24,8 @@ import skimage.filters
 import tf_sanity
 from experiments import common, imagenet_inputs
 from experiments.common import Claim, mean_std
-from tf_sanity import metrics, visualize
+from tf_sanity import visualize
+from tf_sanity.checks import metrics
 
 NAME = "sc_fig1_edge_detectors"
 TITLE = "Sanity Checks Fig. 1: saliency maps of Inception v3 next to edge detectors"
@@ -33,9 +34,14 @@ ARRAYS = True
 METHODS = ("gradient", "gradient_sg", "guided_backprop", "guided_gradcam", "integrated_gradients",
            "integrated_gradients_sg", "gradient_x_input")
 DETECTORS = ("sobel", "prewitt", "roberts", "canny")
+def _layout(mask):
+    """One mask: a method's ``[H, W, 3]`` or an edge detector's ``[H, W]``."""
+    return "HWC" if np.ndim(mask) == 3 else "HW"
+
+
 SIMILARITIES = {
-    "spearman_abs_to_sobel": lambda m, s: metrics.spearman(m, s, absolute=True),
-    "hog_to_sobel": lambda m, s: metrics.hog_similarity(m, s, absolute=True),
+    "spearman_abs_to_sobel": lambda m, s: metrics.spearman(m, s, absolute=True, layout=_layout(m)),
+    "hog_to_sobel": lambda m, s: metrics.hog_similarity(m, s, absolute=True, layout=_layout(m)),
 }
 
 
@@ -98,13 +104,6 @@ def edge_maps(gray, config):
     return out
 
 
-def _settings(method, config):
-    settings = common.method_settings(method, config)
-    if "gradcam" in method:
-        settings["layer"] = config.gradcam_layer
-    return settings
-
-
 def _setup(config, context):
     if "x" not in context:
         chosen, x, labels = imagenet_inputs.load(config, config.subset, config.images, config.size,
@@ -131,7 +130,7 @@ def compute(config, unit, context):
     compared["random"] = metrics.random_mask(gray.shape, "gaussian", seed=[config.seed, i])
     if config.methods:
         for method in config.methods:
-            mask = tf_sanity.explain(ctx["model"], x, method, ctx["targets"][i:i + 1], **_settings(method, config))[0]
+            mask = tf_sanity.explain(ctx["model"], x, method, ctx["targets"][i:i + 1], **common.method_settings(method, config))[0]
             compared[method] = arrays[f"mask/{method}"] = mask
     rows = []
     for name, mask in compared.items():

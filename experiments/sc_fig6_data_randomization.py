@@ -1,7 +1,7 @@
 """Sanity Checks Fig. 6 (and its Fashion-MNIST appendix figure): the data randomization test.
 
 The same architecture trained on true labels and on permuted labels (train accuracy > 95 %, test
-accuracy at chance; :mod:`tf_sanity.zoo`), explained on the same test images (Sec. 4). Masks are
+accuracy at chance; :mod:`tf_sanity.models.zoo`), explained on the same test images (Sec. 4). Masks are
 shown in absolute value and diverging form; rank correlations (absolute and signed Spearman), SSIM
 and HOG similarity between the two models' masks are reported per method. Targets are the true
 test labels for both models.
@@ -20,8 +20,7 @@ import numpy as np
 import tf_sanity
 from experiments import common
 from experiments.common import Claim, mean_std
-from experiments.sc_cascading_mnist import compare
-from tf_sanity import visualize
+from tf_sanity import checks, visualize
 
 NAME = "sc_fig6_data_randomization"
 TITLE = "Sanity Checks Fig. 6: masks of true-label vs random-label models (MNIST / Fashion-MNIST CNN and MLP)"
@@ -60,28 +59,27 @@ def units(config):
 
 
 def _methods(config, model_name):
-    return [m for m in config.methods if not (model_name.endswith("mlp") and "gradcam" in m)]
+    return common.methods_for_model(config.methods, model_name)
 
 
-def _explain(config, model, method, x, targets):
-    return tf_sanity.explain(model, x, method, targets, **common.method_settings(method, config))
+SIMILARITIES = ("spearman_abs", "spearman_signed", "ssim", "hog", "spearman_nz")
 
 
 def compute(config, unit, context):
-    from tf_sanity import datasets, zoo
+    from tf_sanity.models import datasets, zoo
     data = datasets.load(unit.rsplit("-", 1)[0], common.data_dir(config))
     x, targets = data.x_test[:config.images], data.y_test[:config.images]
     models = {labels: zoo.trained_model(unit, profile=config.profile, seed=config.seed, random_labels=labels == "random",
                                         data_dir=common.data_dir(config)) for labels in ("true", "random")}
-    rows, arrays = [], {"x": x[:config.shown]}
-    for method in _methods(config, unit):
-        masks = {labels: _explain(config, model, method, x, targets) for labels, model in models.items()}
-        for labels, m in masks.items():
-            arrays[f"{method}/{labels}"] = m[:config.shown]
-        for metric, values in compare(masks["true"], masks["random"], x).items():
-            rows += [dict(model=unit, method=method, metric=metric, image=i, value=float(v),
-                          ig_steps=config.ig_steps, samples=config.samples) for i, v in enumerate(values)]
-    return rows, arrays
+    arrays = {"x": x[:config.shown]}
+
+    def keep(labels, method, masks):
+        arrays[f"{method}/{labels.split('_')[0]}"] = masks[:config.shown]
+
+    rows = checks.data_randomization(models["true"], models["random"], x, targets, _methods(config, unit),
+                                     similarities=SIMILARITIES, settings=lambda m: common.method_settings(m, config),
+                                     on_masks=keep)
+    return [dict(model=unit, **r, ig_steps=config.ig_steps, samples=config.samples) for r in rows], arrays
 
 
 def plot(rows, config, arrays):

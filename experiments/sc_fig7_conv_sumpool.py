@@ -48,7 +48,8 @@ import skimage.filters
 import tf_sanity
 from experiments import common, imagenet_inputs
 from experiments.common import Claim, mean_std
-from tf_sanity import metrics, visualize
+from tf_sanity import visualize
+from tf_sanity.checks import metrics
 
 NAME = "sc_fig7_conv_sumpool"
 TITLE = "Sanity Checks Fig. 7 / Sec. 5: a random 1-layer conv + ReLU + sum-pool network acts like an edge detector"
@@ -65,9 +66,9 @@ def _deviation(m):
 
 
 SIMILARITIES = {
-    "hog_to_sobel": lambda m, s: metrics.hog_similarity(m, s, absolute=False),
-    "spearman_deviation_to_sobel": lambda m, s: metrics.spearman(_deviation(m), s, absolute=True),
-    "spearman_abs_to_sobel": lambda m, s: metrics.spearman(m, s, absolute=True),
+    "hog_to_sobel": lambda m, s: metrics.hog_similarity(m, s, absolute=False, layout="HW"),
+    "spearman_deviation_to_sobel": lambda m, s: metrics.spearman(_deviation(m), s, absolute=True, layout="HW"),
+    "spearman_abs_to_sobel": lambda m, s: metrics.spearman(m, s, absolute=True, layout="HW"),
 }
 
 

@@ -10,7 +10,7 @@
 
 Methods: Gradient, Guided Backprop, Integrated Gradients, Gradient x Input, GradCAM on ``Mixed_7c``,
 Guided GradCAM, and the SmoothGrad / VarGrad variants of Gradient, GBP and IG. Settings as the
-original code (``../shared/REFERENCE.md``): SmoothGrad ``stdev_spread`` 0.15 and 50 samples (plain
+original code (``docs/REFERENCE.md``): SmoothGrad ``stdev_spread`` 0.15 and 50 samples (plain
 mean), IG 50 steps with the zero baseline, inputs in [-1, 1] resized to 299 x 299.
 
 Named settings (config fields): ``target="prediction"`` explains the randomized model's own argmax
@@ -38,7 +38,8 @@ import numpy as np
 import tf_sanity
 from experiments import common, imagenet_inputs
 from experiments.common import Claim, mean_std
-from tf_sanity import metrics, randomization, visualize
+from tf_sanity import checks, visualize
+from tf_sanity.checks import metrics
 
 NAME = "sc_inception_randomization"
 TITLE = ("Sanity Checks Fig. 2-5: cascading and independent randomization of Inception v3 "
@@ -111,24 +112,6 @@ def units(config):
             + [f"curves/{mode}/{stage}" for mode in config.modes for stage in stages(config)])
 
 
-def _settings(method, config):
-    settings = common.method_settings(method, config)
-    if "gradcam" in method:
-        settings["layer"] = config.gradcam_layer
-    return settings
-
-
-def _explain(config, model, x, targets):
-    return {m: tf_sanity.explain(model, x, m, targets, **_settings(m, config)) for m in config.methods}
-
-
-def _targets(config, model, x, labels):
-    from slim_models import imagenet
-    if config.target == "label":
-        return imagenet.to_slim_index(labels)
-    return np.asarray(model.predict(x, batch_size=config.batch_size, verbose=0)).argmax(-1)
-
-
 def _setup(config, context):
     """Loads (once per run) the model, the test images, the demo image and the trained model's masks."""
     if "model" not in context:
@@ -139,65 +122,57 @@ def _setup(config, context):
     return context
 
 
+def _targets(config, labels):
+    from slim_models import imagenet
+    return imagenet.to_slim_index(labels) if config.target == "label" else checks.randomization_test.PREDICTED
+
+
 def _originals(config, context, key):
     if f"originals/{key}" not in context:
         x, labels = (context["x"], context["labels"]) if key == "curves" else (context["demo"], context["demo_label"])
-        targets = _targets(config, context["model"], x, labels)
-        context[f"originals/{key}"] = (targets, _explain(config, context["model"], x, targets))
+        context[f"originals/{key}"] = checks.randomization_test.explain_methods(
+            context["model"], x, _targets(config, labels), config.methods, _settings(config))
     return context[f"originals/{key}"]
 
 
-def compare(original, randomized, config):
+def _settings(config):
+    return lambda method: common.method_settings(method, config)
+
+
+def similarities(config):
     """The four similarities of Figs. 4 and 5 per image."""
     absolute = config.ssim_hog_absolute
-    return {"spearman_abs": metrics.spearman(original, randomized, absolute=True),
-            "spearman_signed": metrics.spearman(original, randomized, absolute=False),
-            "ssim": metrics.ssim(original, randomized, absolute=absolute),
-            "hog": metrics.hog_similarity(original, randomized, absolute=absolute)}
+    return {"spearman_abs": lambda a, b, c: metrics.spearman(a, b, absolute=True),
+            "spearman_signed": lambda a, b, c: metrics.spearman(a, b, absolute=False),
+            "ssim": lambda a, b, c: metrics.ssim(a, b, absolute=absolute),
+            "hog": lambda a, b, c: metrics.hog_similarity(a, b, absolute=absolute)}
 
 
-def _randomizations(config, model, mode, only=None):
-    """``(stage, randomized model)`` pairs of `mode`, restored on exit; `only`: stop after that stage."""
-    order = stages(config)
-    groups = [only] if mode == "independent" and only else order
-    with getattr(randomization, mode)(model, groups=groups, policy=config.policy, seed=config.seed) as it:
-        for name, randomized in it:
-            yield name, randomized
-            if name == only:
-                break
+ORDER = {"cascading": "top_down", "independent": "independent"}
 
 
 def compute(config, unit, context):
     ctx = _setup(config, context)
-    model = ctx["model"]
     kind, mode, *rest = unit.split("/")
     settings = dict(policy=config.policy, target=config.target, ig_steps=config.ig_steps, samples=config.samples,
                     ssim_hog_absolute=config.ssim_hog_absolute)
+    key, x, labels = ("demo", ctx["demo"], ctx["demo_label"]) if kind == "grid" else ("curves", ctx["x"], ctx["labels"])
+    arrays = {"x": ctx["demo"][0]}
+
+    def keep(stage, method, masks):
+        arrays[f"{stage}/{method}"] = masks[0]
+
+    rows = checks.model_randomization(
+        ctx["model"], x, _targets(config, labels), config.methods, order=ORDER[mode], similarities=similarities(config),
+        groups=stages(config), policy=config.policy, seed=config.seed, settings=_settings(config),
+        stages=None if kind == "grid" else rest, originals=_originals(config, ctx, key),
+        on_masks=keep if kind == "grid" else None)
     if kind == "grid":
-        targets, originals = _originals(config, ctx, "demo")
-        arrays = {"x": ctx["demo"][0], **{f"original/{m}": v[0] for m, v in originals.items()}}
-        rows = []
-        for stage, randomized in _randomizations(config, model, mode):
-            t = targets if config.target == "label" else _targets(config, randomized, ctx["demo"], ctx["demo_label"])
-            for method, masks in _explain(config, randomized, ctx["demo"], t).items():
-                arrays[f"{stage}/{method}"] = masks[0]
-                for metric, values in compare(originals[method], masks, config).items():
-                    rows.append(dict(part="grid", mode=mode, stage=stage, method=method, metric=metric, image=-1,
-                                     value=float(values[0]), **settings))
-        return rows, arrays
-    stage = rest[0]
-    targets, originals = _originals(config, ctx, "curves")
-    rows = []
-    for name, randomized in _randomizations(config, model, mode, only=stage):
-        if name != stage:
-            continue
-        t = targets if config.target == "label" else _targets(config, randomized, ctx["x"], ctx["labels"])
-        for method, masks in _explain(config, randomized, ctx["x"], t).items():
-            for metric, values in compare(originals[method], masks, config).items():
-                rows += [dict(part="curves", mode=mode, stage=stage, stage_index=stages(config).index(stage) + 1,
-                              method=method, metric=metric, image=i, value=float(v),
-                              target_changed=int(t[i] != targets[i]), **settings) for i, v in enumerate(values)]
-    return rows
+        return [dict(part="grid", mode=mode, stage=r["stage"], method=r["method"], metric=r["metric"], image=-1,
+                     value=r["value"], **settings) for r in rows], arrays
+    return [dict(part="curves", mode=mode, stage=r["stage"], stage_index=r["stage_index"], method=r["method"],
+                 metric=r["metric"], image=r["image"], value=r["value"], target_changed=r.get("target_changed", 0),
+                 **settings) for r in rows]
 
 
 def _grid(config, arrays, mode, visual):

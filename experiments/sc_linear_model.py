@@ -16,7 +16,7 @@ The model is a Keras ``Flatten -> Dense(1, no bias)`` with ``w ~ N(0, 1)``; the 
 fresh ``w'`` from the same distribution. Every mask comes from :func:`tf_sanity.explain`; the closed
 forms are computed in numpy. Inputs: ImageNet test-bed images in [-1, 1] (and, in the paper preset,
 MNIST / Fashion-MNIST test images in [0, 1], whose many black pixels make the input dominate even more).
-Similarities are :data:`tf_sanity.metrics.METRICS` with the original notebooks' normalizations.
+Similarities are :data:`tf_sanity.checks.metrics.METRICS` with the original notebooks' normalizations.
 """
 
 import dataclasses
@@ -28,7 +28,9 @@ import numpy as np
 import tf_sanity
 from experiments import common, imagenet_inputs
 from experiments.common import Claim, mean_std
-from tf_sanity import metrics, methods, randomization, visualize
+from tf_sanity import visualize
+from tf_sanity.attribution import methods
+from tf_sanity.checks import metrics, randomization
 
 NAME = "sc_linear_model"
 TITLE = "Sanity Checks Sec. 5: saliency methods on a linear model (gradient = w; IG = (x - x_bar) w, not / 2)"
@@ -64,7 +66,7 @@ PRESETS = {"quick": Config(),
 
 
 def requires(config):
-    from tf_sanity import datasets
+    from tf_sanity.models import datasets
     for name in config.datasets:
         if name == "imagenet":
             imagenet_inputs.folder(config)
@@ -83,7 +85,7 @@ def units(config):
 def _images(config, name):
     if name == "imagenet":
         return imagenet_inputs.load(config, config.subset, config.images, config.size)[1]
-    from tf_sanity import datasets
+    from tf_sanity.models import datasets
     return datasets.load(name, common.data_dir(config)).x_test[:config.images]
 
 

@@ -3,7 +3,7 @@
 The CNN and MLP every MNIST figure is computed on, trained with true labels (the paper reports test
 accuracies of 99.2 % for the CNN and 98.7 % for the MLP on MNIST) and, for the data randomization test
 (Sec. 4), with permuted labels until the training accuracy exceeds 95 % (test accuracy at chance).
-Models come from :mod:`tf_sanity.zoo`: cached ones are read, missing ones are trained (the paper
+Models come from :mod:`tf_sanity.models.zoo`: cached ones are read, missing ones are trained (the paper
 profile takes ~30 min for the CNN and ~20 min for the MLP on 2 CPU cores; random labels take longer).
 """
 
@@ -65,7 +65,7 @@ def units(config):
 
 
 def compute(config, unit, context):
-    from tf_sanity import zoo
+    from tf_sanity.models import zoo
     name, labels, profile = unit.split("/")
     _, meta = zoo.load_or_train(name, profile=profile, random_labels=labels == "random", seed=config.seed,
                                 data_dir=common.data_dir(config))

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.common import Claim, mean_std
-from tf_sanity import metrics
+from tf_sanity.checks import metrics
 
 NAME = "st_fig1_shared_zeros"
 TITLE = "Sundararajan & Taly Fig. 1: Spearman of random positive vectors vs number of shared zeros"

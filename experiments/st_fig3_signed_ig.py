@@ -14,7 +14,9 @@ import numpy as np
 import tf_sanity
 from experiments import common
 from experiments.common import Claim
-from tf_sanity import methods, randomization, visualize
+from tf_sanity import visualize
+from tf_sanity.attribution import methods
+from tf_sanity.checks import randomization
 
 NAME = "st_fig3_signed_ig"
 TITLE = "Sundararajan & Taly Fig. 3: signed two-colour IG maps along the cascade, with IG sums"
@@ -45,7 +47,7 @@ def units(config):
 
 
 def compute(config, unit, context):
-    from tf_sanity import datasets, zoo
+    from tf_sanity.models import datasets, zoo
     data = datasets.load(config.model.rsplit("-", 1)[0], common.data_dir(config))
     x, targets = data.x_test[:config.images], data.y_test[:config.images]
     model = zoo.trained_model(config.model, profile=config.profile, seed=config.seed, data_dir=common.data_dir(config))

@@ -14,7 +14,7 @@ import numpy as np
 
 from experiments import common
 from experiments.common import Claim
-from tf_sanity import metrics
+from tf_sanity.checks import metrics, statistics
 
 NAME = "st_nz_plateau"
 TITLE = "Sundararajan & Taly Remark 1: spearman_nz of two 'input x random vector' IG maps (0.424 plateau)"
@@ -43,7 +43,7 @@ def units(config):
 
 
 def compute(config, unit, context):
-    from tf_sanity import datasets
+    from tf_sanity.models import datasets
     if "x" not in context:
         context["x"] = datasets.load("mnist", common.data_dir(config)).x_test[:config.images]
     x = context["x"]
@@ -58,15 +58,7 @@ def compute(config, unit, context):
     return rows
 
 
-# Sundararajan & Taly, Remark 1: the plateau and its 99 % CI.
-PAPER_MEAN, PAPER_CI = 0.424, (0.413, 0.437)
-
-
-def bootstrap_ci(values, resamples, level=0.99, seed=0):
-    """Percentile bootstrap interval of the mean."""
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, (resamples, len(values))).mean(axis=1)
-    return tuple(np.percentile(means, [50 * (1 - level), 100 - 50 * (1 - level)]))
+PAPER_MEAN, PAPER_CI = common.ST_PLATEAU_MEAN, common.ST_PLATEAU_CI
 
 
 def _summary(rows, config, distribution):
@@ -75,7 +67,8 @@ def _summary(rows, config, distribution):
         if r["distribution"] == distribution:
             per_image.setdefault(r["image"], []).append(r["value"])
     values = np.array([np.mean(v) for v in per_image.values()])
-    return values.mean(), bootstrap_ci(values, config.bootstrap, seed=config.seed), values
+    _, low, high = statistics.bootstrap_interval(values, "mean", n_resamples=config.bootstrap, seed=config.seed)
+    return values.mean(), (low, high), values
 
 
 def plot(rows, config):
@@ -90,11 +83,6 @@ def plot(rows, config):
     return {"": fig}
 
 
-def overlaps_paper(lo, hi):
-    """Whether the interval ``[lo, hi]`` overlaps the note's 99 % CI of the plateau."""
-    return lo <= PAPER_CI[1] and hi >= PAPER_CI[0]
-
-
 def claims(rows, config):
     """The paper's value per distribution (agreement: the two 99 % intervals overlap), and where it lies.
 
@@ -107,7 +95,7 @@ def claims(rows, config):
         out.append(Claim("Sundararajan & Taly, Remark 1", f"spearman_nz of two 'x times random vector' maps "
                          f"({dist} random vector) averages 0.424 (99 % CI [0.413, 0.437])",
                          f"{mean:.3f} (99 % CI [{lo:.3f}, {hi:.3f}], {config.images} images x {config.draws} draws)",
-                         overlaps_paper(lo, hi), "0.424 [0.413, 0.437]", "99 % CIs overlap"))
+                         common.overlaps_st_plateau(lo, hi), "0.424 [0.413, 0.437]", "99 % CIs overlap"))
     if len(means) > 1:
         out.append(Claim("Sundararajan & Taly, Remark 1 (our note)", "the random vector's distribution is not "
                          "stated; the paper's 0.424 lies between the levels of our distributions",

@@ -1,9 +1,9 @@
 """When Explanations Lie (Sixt, Granz & Landgraf, ICML 2020): CSC and sanity checks on MNIST / Fashion-MNIST.
 
-For the paper's small convnet (appendix D, :mod:`tf_sanity.sixt_models`) trained on MNIST and
-Fashion-MNIST, and the MNIST CNN of Adebayo et al. (:mod:`tf_sanity.zoo`), three checks of the
-modified-backprop methods (settings in ``../shared/REFERENCE.md`` section 3, implementation in
-:mod:`tf_sanity.csc`):
+For the paper's small convnet (appendix D, :mod:`tf_sanity.models.sixt_models`) trained on MNIST and
+Fashion-MNIST, and the MNIST CNN of Adebayo et al. (:mod:`tf_sanity.models.zoo`), three checks of the
+modified-backprop methods (settings in ``docs/REFERENCE.md`` section 3, implementation in
+:mod:`tf_sanity.checks.csc`):
 
 * ``csc``: cosine similarity convergence from the logit layer's input (the paper's CSC plot): median |cos| of 5
   random relevance vectors propagated down, per layer, plotted as ``1 - median |cos|`` on a log
@@ -50,14 +50,14 @@ class Config:
 
     Attributes:
       models: ``sixt-<dataset>`` (the small convnet; ``sixt-cifar10`` is the paper's own setting and needs
-        CIFAR-10 online or in the data folder) or a :mod:`tf_sanity.zoo` name (``mnist-cnn``).
+        CIFAR-10 online or in the data folder) or a :mod:`tf_sanity.models.zoo` name (``mnist-cnn``).
       checks: any of :data:`CHECKS`.
       methods: method names with backward rules (:data:`METHODS`).
       images: test images for the random-logit and cascading checks (a seeded random selection).
       csc_images: test images for CSC (the first `csc_images` of the same selection).
       n_vectors: random relevance vectors per image (5 in the paper).
       pattern_images: training images the PatternAttribution patterns are fitted on.
-      sixt_profile: training profile of the small convnet (:data:`tf_sanity.sixt_models.PROFILES`).
+      sixt_profile: training profile of the small convnet (:data:`tf_sanity.models.sixt_models.PROFILES`).
       zoo_profile: training profile of zoo models: ``"paper"`` (20,000 steps) or ``"short"`` (the same
         recipe stopped after :data:`ZOO_SHORT_STEPS` steps).
       bootstrap: bootstrap resamples for the intervals (10,000 in the paper).
@@ -86,7 +86,7 @@ PRESETS = {
 
 
 def _zoo_profile(name):
-    from tf_sanity import training
+    from tf_sanity.models import training
     if name == "short":
         return dataclasses.replace(training.PROFILES["paper"], name="short", steps=ZOO_SHORT_STEPS)
     return name
@@ -101,8 +101,8 @@ def _family(model_name):
 
 
 def requires(config):
-    """The MNIST / Fashion-MNIST files (see :mod:`tf_sanity.datasets`)."""
-    from tf_sanity import datasets
+    """The MNIST / Fashion-MNIST files (see :mod:`tf_sanity.models.datasets`)."""
+    from tf_sanity.models import datasets
     for name in {_dataset(m) for m in config.models}:
         datasets.prepare(name, common.data_dir(config))
     unknown = [m for m in config.models if _family(m) not in LOGIT_LAYER]
@@ -123,7 +123,8 @@ def _setup(config, model_name, context):
     """Loads the model, the test images and targets, and fits patterns, once per run."""
     if model_name in context:
         return context[model_name]
-    from tf_sanity import datasets, patterns, sixt_models, zoo
+    from tf_sanity.attribution import patterns
+    from tf_sanity.models import datasets, sixt_models, zoo
     data = datasets.load(_dataset(model_name), common.data_dir(config))
     if model_name.startswith("sixt-"):
         model, meta = sixt_models.trained(_dataset(model_name), config.sixt_profile, seed=config.seed,
@@ -150,7 +151,7 @@ def _settings(method, setup):
 
 def compute(config, unit, context):
     import tf_sanity
-    from tf_sanity import csc
+    from tf_sanity.checks import csc
 
     model_name, check, *rest = unit.split("/")
     setup = _setup(config, model_name, context)
@@ -194,7 +195,7 @@ def _select(rows, **where):
 
 
 def _median_ci(rows, config, **where):
-    from tf_sanity.csc import bootstrap_median
+    from tf_sanity.checks.statistics import bootstrap_median
     return bootstrap_median([r["value"] for r in _select(rows, **where)], n_resamples=config.bootstrap,
                             seed=config.seed)
 

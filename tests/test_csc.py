@@ -4,7 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from tf_sanity import SanityError, csc
+from tf_sanity import SanityError
+import tf_sanity
+from tf_sanity.checks import csc, metrics, statistics
 from tests import tiny_nets
 
 
@@ -46,7 +48,7 @@ def test_default_layers_skip_single_channel_maps_and_rows_are_tidy():
     assert [r["layer"] for r in rows] == ["c", "f"] and rows[0]["channels"] == 4
     with pytest.raises(SanityError, match="n_vectors"):
         csc.cosine_similarity_convergence(grey, tiny_nets.images(2, (6, 6, 1)), "lrp_z", "d", n_vectors=1)
-    with pytest.raises(SanityError, match="unknown method"):
+    with pytest.raises(SanityError, match="not a backward pass"):
         csc.cosine_similarity_convergence(grey, tiny_nets.images(2, (6, 6, 1)), "integrated_gradients", "d")
 
 
@@ -63,15 +65,18 @@ def test_pairwise_abs_cos_and_random_baseline():
 def test_ssim_flipped_normalization_and_sign_invariance():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((28, 28))
-    assert csc.ssim_flipped(a, a) == pytest.approx(1.0)
-    assert csc.ssim_flipped(a, -a) == pytest.approx(1.0)  # max(SSIM(x, y), SSIM(x, -y))
-    assert csc.ssim_flipped(a, rng.standard_normal((28, 28))) < 0.2
-    n = csc.normalize_percentile(a)
+    assert metrics.ssim_flipped(a, a) == pytest.approx(1.0)
+    assert metrics.ssim_flipped(a, -a) == pytest.approx(1.0)  # max(SSIM(x, y), SSIM(x, -y))
+    assert metrics.ssim_flipped(a, rng.standard_normal((28, 28))) < 0.2
+    n = metrics.normalize_percentile(a)
     assert n.min() == 0.0 and n.max() == 1.0 and np.mean(n == 1.0) == pytest.approx(0.005, abs=0.003)
     masks = rng.standard_normal((2, 28, 28, 3))
-    np.testing.assert_allclose(csc.heatmap(masks, "abs_max"), np.abs(masks).max(-1))
-    assert csc.reduction_for("guided_backprop") == "abs_max" and csc.reduction_for("lrp_z") == "sum"
-    assert csc.percentile_for("rectgrad") == 100.0
+    np.testing.assert_allclose(metrics.heatmap(masks, "abs_max"), np.abs(masks).max(-1))
+    methods = tf_sanity.METHODS  # the authors' reductions (get_analyser_params), as method metadata
+    assert [m for m in methods if methods[m].heatmap_reduction == "abs_max" and not methods[m].base] == [
+        "gradient", "guided_backprop", "deconvnet", "rectgrad"]
+    assert methods["gradient_sg"].heatmap_reduction == "abs_max" and methods["lrp_z"].heatmap_reduction == "sum"
+    assert methods["rectgrad"].heatmap_percentile == 100.0 and methods["lrp_z"].heatmap_percentile == 99.5
 
 
 def test_random_other_class_and_bootstrap():
@@ -79,11 +84,11 @@ def test_random_other_class_and_bootstrap():
     others = csc.random_other_class(targets, 10, seed=1)
     assert (others != targets).all() and set(others) == set(range(10))
     values = np.random.default_rng(0).standard_normal(200)
-    median, low, high = csc.bootstrap_median(values, seed=3)
+    median, low, high = statistics.bootstrap_median(values, seed=3)
     assert median == np.median(values) and low < median < high
-    assert (median, low, high) == csc.bootstrap_median(values, seed=3)
-    assert csc.bootstrap_median([0.5] * 10) == (0.5, 0.5, 0.5)
-    assert np.isnan(csc.bootstrap_median([np.nan])[0])
+    assert (median, low, high) == statistics.bootstrap_median(values, seed=3)
+    assert statistics.bootstrap_median([0.5] * 10) == (0.5, 0.5, 0.5)
+    assert np.isnan(statistics.bootstrap_median([np.nan])[0])
 
 
 def test_random_logit_and_cascading_checks_run_and_restore_the_model():

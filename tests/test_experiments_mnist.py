@@ -6,7 +6,7 @@ import keras
 import pytest
 
 from experiments import common, sc_cascading_mnist as exp
-from tf_sanity import mnist_models, zoo
+from tf_sanity.models import mnist_models, zoo
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import tf_sanity
-from tf_sanity import SanityError, randomization
+from tf_sanity import SanityError
+from tf_sanity.checks import randomization
 from tests.helpers import images, small_cnn, weights_of
 
 GROUPS = ["output", "fc1", "conv2", "conv1"]
@@ -133,7 +134,7 @@ def test_compiled_explainer_sees_randomized_weights_without_retracing():
     model = small_cnn()
     x, t = images(2), np.array([0, 1])
     trained = tf_sanity.explain(model, x, "gradient", t)
-    fn = tf_sanity.engine.gradient_function(model)
+    fn = tf_sanity.attribution.engine.gradient_function(model)
     traces = fn.experimental_get_tracing_count()
     for name, randomized in randomization.cascading(model, groups=["output"]):
         assert not np.allclose(tf_sanity.explain(randomized, x, "gradient", t), trained)

@@ -1,10 +1,10 @@
 """Cosine similarity convergence and the sanity checks of "When Explanations Lie" (Sixt, Granz &
-Landgraf, ICML 2020), with the settings of their code (``../shared/REFERENCE.md`` section 3).
+Landgraf, ICML 2020), with the settings of their code (``docs/REFERENCE.md`` section 3).
 
 **CSC**: for a layer ``L`` and each image, the signal at ``L``'s input (the output
 of the layer below, which is where the authors' code sets it) is replaced by ``n_vectors = 5``
 random ``N(0, 1)`` tensors, and each is propagated down with the method's backward rules
-(:data:`tf_sanity.propagation.BACKPROPS`). At every lower layer ``l`` (its output; ``"input"`` is the
+(:func:`tf_sanity.attribution.methods.make_backprop`). At every lower layer ``l`` (its output; ``"input"`` is the
 image) the result is reshaped to ``positions x channels``; for all 10 pairs of the 5 vectors and
 every position the absolute cosine similarity across channels is taken, and the median over
 positions, pairs and images is reported (NaNs from all-zero vectors dropped). What is propagated is
@@ -31,7 +31,8 @@ maps are mostly zero), and ``max(SSIM(x, y), SSIM(x, -y))`` is taken with a 5 x 
 (skimage ``compare_ssim(win_size=5)``; the data range is 2, what skimage 0.15 assumed for float
 images). Their ``normalize_sanity`` had the two percentiles swapped, which only flips both maps.
 
-**Intervals**: medians with bootstrap intervals, 10,000 resamples, 0.5th / 99.5th percentiles.
+**Intervals**: medians with bootstrap intervals, 10,000 resamples, 0.5th / 99.5th percentiles
+(:func:`tf_sanity.checks.statistics.bootstrap_median`).
 """
 
 import dataclasses
@@ -40,18 +41,15 @@ import itertools
 
 import keras
 import numpy as np
-import skimage.metrics
 
-from tf_sanity import methods, propagation, randomization
+from tf_sanity.attribution import engine, graph, methods
+from tf_sanity.checks import metrics, randomization
+from tf_sanity.checks.randomization_test import model_randomization
 from tf_sanity.errors import SanityError
 
 N_VECTORS = 5
-SSIM_SETTINGS = dict(win_size=5, data_range=2.0, gaussian_weights=False, use_sample_covariance=True)
 FRESH_WEIGHTS = randomization.Policy("layer", batchnorm="all")
 
-# How the authors reduced each method's explanation over channels before SSIM
-# (``get_analyser_params`` in when_explanations_lie.py); "sum" for every method not listed.
-ABS_MAX_METHODS = ("gradient", "guided_backprop", "deconvnet", "rectgrad", "gradient_sg")
 
 
 # ----------------------------------------------------------------------------- CSC
@@ -89,7 +87,7 @@ class CSC:
 
 def lower_layers(model, start):
     """The layers below `start` (ancestors of its input) in model order, bottom up; ``"input"`` first."""
-    sub = keras.Model(model.inputs, propagation.input_tensor(model, start))
+    sub = keras.Model(model.inputs, graph.input_tensor(model, start))
     return ["input"] + [layer.name for layer in sub.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
@@ -135,7 +133,7 @@ def cosine_similarity_convergence(model, images, method, start, *, layers=None, 
     Args:
       model: a functional or Sequential Keras model (logits output).
       images: images shaped like the model input.
-      method: a name in :data:`tf_sanity.propagation.BACKPROPS` (gradient, guided_backprop, the LRP,
+      method: a registered method that is one backward pass (gradient, guided_backprop, the LRP,
         DeepTaylor, DeepLIFT, DeConvNet, RectGrad and pattern methods).
       start: the layer whose input gets the random signal (e.g. the logit layer's name).
       layers: layer names to read (default: every layer below `start`, and ``"input"``).
@@ -150,14 +148,14 @@ def cosine_similarity_convergence(model, images, method, start, *, layers=None, 
     """
     if n_vectors < 2:
         raise SanityError(f"n_vectors must be >= 2 to form pairs, got {n_vectors}")
-    bp = propagation.backprop(method, **settings)
+    bp = methods.make_backprop(method, **settings)
     x, _, _ = methods.check_inputs(model, images, np.zeros(len(np.asarray(images)), np.int32))
     names = list(layers) if layers is not None else lower_layers(model, start)
     if not keep_single_channel and layers is None:
         names = [n for n in names if _channels(model, n) > 1]
-    fn = propagation.layer_function(model, bp.composite, start, names, paired=bp.paired)
+    fn = engine.layer_function(model, bp.composite, start, names, paired=bp.paired)
     ref = bp.reference_like(x) if bp.paired else x[:0]
-    start_shape = tuple(propagation.input_tensor(model, start).shape[1:])
+    start_shape = tuple(graph.input_tensor(model, start).shape[1:])
     rng = np.random.default_rng(seed)
     values = [[] for _ in names]
     for lo in range(0, len(x), batch_size):
@@ -178,47 +176,15 @@ def cosine_similarity_convergence(model, images, method, start, *, layers=None, 
 
 # ----------------------------------------------------------------------------- SSIM and the checks
 
-def heatmap(mask, reduction):
-    """Reduces masks ``[..., C]`` over channels: ``"abs_max"`` (max |m|) or ``"sum"``."""
-    m = np.asarray(mask, np.float64)
-    if reduction == "abs_max":
-        return np.abs(m).max(axis=-1)
-    if reduction == "sum":
-        return m.sum(axis=-1)
-    raise SanityError(f"unknown reduction {reduction!r}; valid: abs_max, sum")
-
-
-def reduction_for(method):
-    """The authors' channel reduction for `method` (``"abs_max"`` for gradient-like ones, else ``"sum"``)."""
-    return "abs_max" if method in ABS_MAX_METHODS else "sum"
-
-
-def percentile_for(method):
-    """The authors' normalization percentile: 100 for RectGrad, 99.5 otherwise."""
-    return 100.0 if method == "rectgrad" else 99.5
-
-
-def normalize_percentile(heat, percentile=99.5):
-    """Maps the ``(100 - p)``-th and ``p``-th percentiles of a 2-D map to 0 and 1 and clips."""
-    h = np.asarray(heat, np.float64)
-    low, high = np.percentile(h, 100 - percentile), np.percentile(h, percentile)
-    if high <= low:
-        return np.zeros_like(h)
-    return np.clip((h - low) / (high - low), 0.0, 1.0)
-
-
-def ssim_flipped(a, b, percentile=99.5):
-    """``max(SSIM(x, y), SSIM(x, -y))`` of two 2-D heatmaps after percentile normalization (Sixt et al.)."""
-    x = normalize_percentile(a, percentile)
-    y, y_flip = normalize_percentile(b, percentile), normalize_percentile(-np.asarray(b), percentile)
-    return max(skimage.metrics.structural_similarity(x, y, **SSIM_SETTINGS),
-               skimage.metrics.structural_similarity(x, y_flip, **SSIM_SETTINGS))
-
-
 def ssim_batch(masks_a, masks_b, method):
-    """:func:`ssim_flipped` per image of two mask batches ``[B, H, W, C]`` with `method`'s reduction."""
-    reduction, q = reduction_for(method), percentile_for(method)
-    return np.array([ssim_flipped(a, b, q) for a, b in zip(heatmap(masks_a, reduction), heatmap(masks_b, reduction))])
+    """:func:`tf_sanity.checks.metrics.ssim_flipped` per image of two mask batches ``[B, H, W, C]``.
+
+    Each mask is reduced over channels and normalized as the authors did for `method` (its
+    ``heatmap_reduction`` and ``heatmap_percentile`` metadata).
+    """
+    meta = methods.get(method)
+    return np.array([metrics.ssim_flipped(a, b, meta.heatmap_percentile) for a, b in
+                     zip(metrics.heatmap(masks_a, meta.heatmap_reduction), metrics.heatmap(masks_b, meta.heatmap_reduction))])
 
 
 def random_other_class(targets, n_classes, seed=0):
@@ -251,26 +217,10 @@ def cascading_ssim(model, images, targets, method, *, groups=None, policy=FRESH_
     Returns:
       ``[(stage name, ssim per image), ...]`` top down; the model is restored afterwards.
     """
-    original = methods.explain(model, images, method, targets, **settings)
-    out = []
-    with randomization.cascading(model, groups, policy=policy, seed=seed) as stages:
-        for name, randomized in stages:
-            out.append((name, ssim_batch(original, methods.explain(randomized, images, method, targets, **settings),
-                                         method)))
-    return out
-
-
-def bootstrap_median(values, *, n_resamples=10_000, interval=(0.5, 99.5), seed=0):
-    """Median of `values` and its bootstrap interval (Sixt et al.: 10,000 resamples, 0.5 / 99.5 percentiles).
-
-    Returns:
-      ``(median, low, high)``; NaNs are dropped first (all NaN: three NaNs).
-    """
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    if not v.size:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    medians = np.median(v[rng.integers(0, v.size, (n_resamples, v.size))], axis=1)
-    low, high = np.percentile(medians, interval)
-    return float(np.median(v)), float(low), float(high)
+    rows = model_randomization(model, images, targets, [method], groups=groups, policy=policy, seed=seed,
+                               settings={method: settings},
+                               similarities={"ssim_flipped": lambda a, b, c: ssim_batch(a, b, c.method.name)})
+    out = {}
+    for row in rows:
+        out.setdefault(row["stage"], []).append(row["value"])
+    return [(stage, np.array(values)) for stage, values in out.items()]

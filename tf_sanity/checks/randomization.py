@@ -11,7 +11,7 @@ assignment (never rebuilt or cloned, so compiled explainers see the new weights)
 weights come back bit-identical when the iteration ends, is abandoned (``break``, garbage
 collection, ``close()``) or an exception leaves a ``with`` block.
 
-Re-initialization policies (``../shared/REFERENCE.md``):
+Re-initialization policies (``docs/REFERENCE.md``):
 
 * ``"paper"``: every variable of the group, BatchNorm moving statistics included, from a truncated
   normal, mean 0, std 0.01 (Sec. 3).
@@ -29,7 +29,7 @@ import keras
 import numpy as np
 
 from tf_sanity.errors import SanityError, unknown_name
-from tf_sanity.rules import leaf_layers
+from tf_sanity.attribution.graph import leaf_layers
 
 INITS = ("truncated_normal", "uniform", "layer")
 BATCHNORM = ("all", "trainable")
