@@ -4,23 +4,27 @@
 * :func:`diverging_rgb`: positive and negative attribution in separate colours, each min-max
   scaled (Sundararajan & Taly 2018, Fig. 3; Adebayo et al. 2018, Fig. 6 "diverging").
 * :func:`grid`: methods (rows) x randomization stages (columns), as Fig. 2 and 3.
+
+Importing this module leaves matplotlib's backend alone, so plots show inline in notebooks.
 """
 
-import matplotlib
+import matplotlib.pyplot as plt  # the backend is the user's (the CLI and experiments choose Agg)
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from tf_sanity import postprocess  # noqa: E402
+from tf_sanity import postprocess
 
 POSITIVE = np.array([1.0, 0.25, 0.1])   # red-orange
 NEGATIVE = np.array([0.1, 0.4, 1.0])    # blue
 
 
+def _layout(mask):
+    """Every function here draws one mask, ``[H, W]`` or ``[H, W, C]``."""
+    return "HWC" if np.ndim(mask) == 3 else "HW"
+
+
 def grayscale(mask, percentile=99):
     """Absolute-value grayscale map in [0, 1] of one mask ``[H, W(, C)]``."""
-    return postprocess.abs_grayscale(mask, percentile)
+    return postprocess.abs_grayscale(mask, percentile, layout=_layout(mask))
 
 
 def diverging_rgb(mask):
@@ -29,7 +33,7 @@ def diverging_rgb(mask):
     Each part is min-max scaled on its own (Sundararajan & Taly's two-channel visualization), so
     a sign that carries little mass is still visible; a part that is zero everywhere stays black.
     """
-    s = postprocess.channel_sum(mask, absolute=False)
+    s = postprocess.channel_sum(mask, absolute=False, layout=_layout(mask))
     pos, neg = np.maximum(s, 0), np.maximum(-s, 0)
     scale = lambda p: p / p.max() if p.max() > 0 else p  # noqa: E731
     rgb = scale(pos)[..., None] * POSITIVE + scale(neg)[..., None] * NEGATIVE
