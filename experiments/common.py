@@ -41,6 +41,7 @@ matplotlib.use("Agg")  # experiments write files; never open windows
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm
 
+from tf_sanity.checks import statistics
 from tf_sanity.errors import SanityError
 
 
@@ -282,14 +283,4 @@ def overlaps_st_plateau(lo, hi):
     return lo <= ST_PLATEAU_CI[1] and hi >= ST_PLATEAU_CI[0]
 
 
-def mean_std(rows, value="value", by=()):
-    """Groups `rows` by the `by` columns; returns ``{key tuple: (mean, std, count)}`` of `value`."""
-    import warnings
-
-    import numpy as np
-    groups = {}
-    for row in rows:
-        groups.setdefault(tuple(row[k] for k in by), []).append(float(row[value]))
-    with warnings.catch_warnings():  # all-NaN groups (e.g. constant maps) give NaN, silently
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return {k: (float(np.nanmean(v)), float(np.nanstd(v)), len(v)) for k, v in groups.items()}
+mean_std = statistics.mean_std  # tidy rows -> {group: (mean, std, count)}

@@ -136,3 +136,18 @@ def load_inception(config, images, labels):
         raise SanityError(f"checkpoint {checkpoint(config)} looks untrained: top-5 accuracy {top5:.0%} on "
                           f"{len(images)} test-bed images (the real one: about 94 %); {NEED_CHECKPOINT}")
     return model, logits
+
+
+def require_images(config):
+    """Fails fast, saying what to provide, unless every data set in ``config.datasets`` is there."""
+    from tf_sanity.models import datasets
+    for name in config.datasets:
+        if name == "imagenet":
+            folder(config)
+        else:
+            datasets.prepare(name, common.data_dir(config))
+
+
+def images_fingerprint(config):
+    """The test bed's fingerprint for experiments that need no checkpoint."""
+    return fingerprint(config, with_checkpoint=False)

@@ -24,7 +24,7 @@ import numpy as np
 import tf_sanity
 from experiments import common
 from experiments.common import Claim, mean_std
-from tf_sanity import checks
+from tf_sanity import checks, visualize
 from tf_sanity.checks import statistics
 
 NAME = "sc_cascading_mnist"
@@ -127,21 +127,6 @@ def compute(config, unit, context):
                  ig_steps=config.ig_steps, samples=config.samples) for r in rows]
 
 
-def _curves(ax, rows, model_name, mode, metric, methods, stages):
-    stats = mean_std([r for r in rows if r["model"] == model_name and r["mode"] == mode and r["metric"] == metric],
-                     by=("method", "stage"))
-    for k, method in enumerate(methods):
-        mean = np.array([1.0] + [stats.get((method, s), (np.nan,))[0] for s in stages])
-        std = np.array([0.0] + [stats.get((method, s), (0, 0))[1] for s in stages])
-        xs = np.arange(len(mean))
-        ax.plot(xs, mean, marker="o", ms=3, lw=1, color=f"C{k % 10}", ls="-" if k < 10 else "--",
-                label=tf_sanity.LABELS.get(method, method))
-        ax.fill_between(xs, mean - std, mean + std, color=f"C{k % 10}", alpha=0.12)
-    ax.set_xticks(range(len(stages) + 1), ["original"] + list(stages), rotation=45, fontsize=7)
-    ax.axhline(0, color="k", lw=0.5, ls=":")
-    ax.set_title(metric.replace("_", " "), fontsize=8)
-
-
 def plot(rows, config):
     figs = {}
     for model_name in config.models:
@@ -150,7 +135,9 @@ def plot(rows, config):
         for mode in config.modes:
             fig, axes = plt.subplots(1, len(METRICS), figsize=(3.0 * len(METRICS), 3.2), sharey=True)
             for ax, metric in zip(axes, METRICS):
-                _curves(ax, rows, model_name, mode, metric, methods, stages)
+                visualize.similarity_curves(
+                    ax, [r for r in rows if r["model"] == model_name and r["mode"] == mode and r["metric"] == metric],
+                    methods, stages, metric.replace("_", " "), tf_sanity.LABELS)
             axes[0].set_ylabel("similarity to the trained model's masks")
             axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
             fig.suptitle(f"{model_name}, {mode} randomization ({config.images} images, mean +- 1 std)", fontsize=9)

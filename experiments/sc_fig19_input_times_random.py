@@ -65,17 +65,8 @@ PRESETS = {"quick": Config(),
                            sigmas=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0))}
 
 
-def requires(config):
-    from tf_sanity.models import datasets
-    for name in config.datasets:
-        if name == "imagenet":
-            imagenet_inputs.folder(config)
-        else:
-            datasets.prepare(name, common.data_dir(config))
-
-
-def inputs(config):
-    return imagenet_inputs.fingerprint(config, with_checkpoint=False)
+requires = imagenet_inputs.require_images
+inputs = imagenet_inputs.images_fingerprint
 
 
 def units(config):
@@ -152,11 +143,7 @@ def plot(rows, config, arrays):
         fig, axes = plt.subplots(len(shown), 1 + 2 * len(config.sigmas), squeeze=False,
                                  figsize=(1.2 * (1 + 2 * len(config.sigmas)), 1.3 * len(shown) + 0.4))
         for r, unit in enumerate(shown):
-            img = arrays[unit]["x"]
-            img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
-            axes[r, 0].imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
-            axes[r, 0].axis("off")
-            axes[r, 0].set_title(unit, fontsize=6)
+            visualize.show_image(axes[r, 0], arrays[unit]["x"], unit, fontsize=6)
             for c, s in enumerate(config.sigmas):
                 for j, key in enumerate(("x_u", "x_v")):
                     visualize.show(axes[r, 1 + 2 * c + j], arrays[unit][f"{key}/{s}"], "abs",

@@ -37,7 +37,7 @@ import numpy as np
 
 import tf_sanity
 from experiments import common, imagenet_inputs
-from experiments.common import Claim, mean_std
+from experiments.common import Claim
 from tf_sanity import checks, visualize
 from tf_sanity.checks import metrics
 
@@ -186,22 +186,6 @@ def _grid(config, arrays, mode, visual):
                           + (" and all above" if mode == "cascading" else ""))
 
 
-def _curves(ax, rows, mode, metric, config):
-    order = stages(config)
-    stats = mean_std([r for r in rows if r["part"] == "curves" and r["mode"] == mode and r["metric"] == metric],
-                     by=("method", "stage"))
-    for k, method in enumerate(config.methods):
-        mean = np.array([1.0] + [stats.get((method, s), (np.nan,))[0] for s in order])
-        std = np.array([0.0] + [stats.get((method, s), (0, 0))[1] for s in order])
-        xs = np.arange(len(mean))
-        ax.plot(xs, mean, marker="o", ms=2.5, lw=1, color=f"C{k % 10}", ls="-" if k < 10 else "--",
-                label=tf_sanity.LABELS.get(method, method))
-        ax.fill_between(xs, mean - std, mean + std, color=f"C{k % 10}", alpha=0.1)
-    ax.set_xticks(range(len(order) + 1), ["original"] + order, rotation=90, fontsize=6)
-    ax.axhline(0, color="k", lw=0.5, ls=":")
-    ax.set_title(f"{mode}: {metric.replace('_', ' ')}", fontsize=8)
-
-
 def plot(rows, config, arrays):
     figs = {}
     for mode, fig_no in (("cascading", "fig2"), ("independent", "fig3")):
@@ -217,7 +201,9 @@ def plot(rows, config, arrays):
                 continue
             fig, axes = plt.subplots(1, len(chosen), figsize=(6.5 * len(chosen), 4), sharey=True)
             for ax, metric in zip(axes, chosen):
-                _curves(ax, rows, mode, metric, config)
+                visualize.similarity_curves(
+                    ax, [r for r in rows if r["part"] == "curves" and r["mode"] == mode and r["metric"] == metric],
+                    config.methods, stages(config), f"{mode}: {metric.replace('_', ' ')}", tf_sanity.LABELS)
             axes[0].set_ylabel("similarity to the trained model's masks")
             axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
             fig.suptitle(f"Inception v3, {mode} randomization: {config.images} images, mean +- 1 std "

@@ -65,17 +65,8 @@ PRESETS = {"quick": Config(),
                            samples=50)}
 
 
-def requires(config):
-    from tf_sanity.models import datasets
-    for name in config.datasets:
-        if name == "imagenet":
-            imagenet_inputs.folder(config)
-        else:
-            datasets.prepare(name, common.data_dir(config))
-
-
-def inputs(config):
-    return imagenet_inputs.fingerprint(config, with_checkpoint=False)
+requires = imagenet_inputs.require_images
+inputs = imagenet_inputs.images_fingerprint
 
 
 def units(config):
@@ -167,11 +158,7 @@ def plot(rows, config, arrays):
         fig, axes = plt.subplots(len(shown), len(columns) + 1, squeeze=False,
                                  figsize=(1.3 * (len(columns) + 1), 1.45 * len(shown) + 0.4))
         for r, unit in enumerate(shown):
-            img = arrays[unit]["x"]
-            img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
-            axes[r, 0].imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
-            axes[r, 0].axis("off")
-            axes[r, 0].set_title(unit, fontsize=7)
+            visualize.show_image(axes[r, 0], arrays[unit]["x"], unit)
             for c, (title, key) in enumerate(columns):
                 visualize.show(axes[r, c + 1], arrays[unit][key], "abs", title if r == 0 else None)
         fig.suptitle("linear model f(x) = w.x: masks (absolute value) for w and a re-drawn w'", fontsize=8)

@@ -4,6 +4,7 @@
 * :func:`diverging_rgb`: positive and negative attribution in separate colours, each min-max
   scaled (Sundararajan & Taly 2018, Fig. 3; Adebayo et al. 2018, Fig. 6 "diverging").
 * :func:`grid`: methods (rows) x randomization stages (columns), as Fig. 2 and 3.
+* :func:`similarity_curves`: one similarity per method over the randomization stages, as Fig. 4 and 5.
 
 Importing this module leaves matplotlib's backend alone, so plots show inline in notebooks.
 """
@@ -12,6 +13,7 @@ import matplotlib.pyplot as plt  # the backend is the user's (the CLI and experi
 import numpy as np
 
 from tf_sanity import postprocess
+from tf_sanity.checks import statistics
 
 POSITIVE = np.array([1.0, 0.25, 0.1])   # red-orange
 NEGATIVE = np.array([0.1, 0.4, 1.0])    # blue
@@ -54,6 +56,18 @@ def show(ax, mask, mode="abs", title=None):
         ax.set_title(title, fontsize=7)
 
 
+def show_image(ax, image, title=None, fontsize=7):
+    """Draws an input image ``[H, W, C]`` (any value range, min-max scaled; gray for one channel)."""
+    img = np.asarray(image, dtype=np.float64)
+    img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
+    ax.imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.spines[:].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+
+
 def grid(masks, row_labels, col_labels, mode="abs", image=None, cell=1.1, title=None):
     """Grid of masks, rows = methods, columns = randomization stages (Fig. 2 and 3).
 
@@ -73,12 +87,7 @@ def grid(masks, row_labels, col_labels, mode="abs", image=None, cell=1.1, title=
                              squeeze=False)
     for r in range(rows):
         if extra:
-            img = np.asarray(image, dtype=np.float64)
-            img = (img - img.min()) / max(img.max() - img.min(), 1e-12)
-            axes[r, 0].imshow(img.squeeze(), cmap="gray" if img.shape[-1] == 1 else None)
-            axes[r, 0].set_xticks([])
-            axes[r, 0].set_yticks([])
-            axes[r, 0].spines[:].set_visible(False)
+            show_image(axes[r, 0], image)
         for c in range(cols):
             show(axes[r, c + extra], masks[r][c], modes[c], col_labels[c] if r == 0 else None)
         # On the first column, so that the labels take the left margin, not the space between columns.
@@ -87,3 +96,27 @@ def grid(masks, row_labels, col_labels, mode="abs", image=None, cell=1.1, title=
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def similarity_curves(ax, rows, methods, stages, title, labels=None):
+    """Mean +- 1 std over images of one similarity per method over the stages (Fig. 4 and 5).
+
+    Args:
+      ax: a matplotlib Axes.
+      rows: tidy rows of one order and one similarity (keys ``method``, ``stage``, ``value``), as
+        :func:`tf_sanity.checks.model_randomization` yields them.
+      methods, stages: what to draw, in order; the curve starts at 1 for the trained model.
+      title: the panel's title. labels: method -> legend label (default: the method names).
+    """
+    stats = statistics.mean_std(rows, by=("method", "stage"))
+    for k, method in enumerate(methods):
+        mean = np.array([1.0] + [stats.get((method, s), (np.nan,))[0] for s in stages])
+        std = np.array([0.0] + [stats.get((method, s), (0, 0))[1] for s in stages])
+        xs = np.arange(len(mean))
+        ax.plot(xs, mean, marker="o", ms=3, lw=1, color=f"C{k % 10}", ls="-" if k < 10 else "--",
+                label=(labels or {}).get(method, method))
+        ax.fill_between(xs, mean - std, mean + std, color=f"C{k % 10}", alpha=0.12)
+    ax.set_xticks(range(len(stages) + 1), ["original"] + list(stages), rotation=45 if len(stages) < 8 else 90,
+                  fontsize=7 if len(stages) < 8 else 6)
+    ax.axhline(0, color="k", lw=0.5, ls=":")
+    ax.set_title(title, fontsize=8)

@@ -26,36 +26,28 @@ import tensorflow as tf
 
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.methods import backprop_method
-from tf_sanity.attribution.rules import strict_composite
+from tf_sanity.attribution.rules import relu_rule, strict_composite
 
 NEAR_ZERO = 1e-7
 
 
-def rescale_relu(activation):
+def _rescale_backward(x, y, upstream):
     """DeepLIFT's rescale rule for ReLU on a paired batch ``[x; reference]``.
 
-    Forward: ReLU. Backward: for the first half ``upstream * (relu(x) - relu(x_ref)) / (x - x_ref)``
-    (``relu'(x)`` where ``|x - x_ref| <= 1e-7``), zero for the reference half.
+    For the first half ``upstream * (relu(x) - relu(x_ref)) / (x - x_ref)`` (``relu'(x)`` where
+    ``|x - x_ref| <= 1e-7``), zero for the reference half.
     """
-    del activation  # ReLU, checked by tf_sanity.attribution.composites.applied
+    x_in, x_ref = tf.split(x, 2)
+    y_in, y_ref = tf.split(y, 2)
+    up_in, _ = tf.split(upstream, 2)
+    dx = x_in - x_ref
+    far = tf.abs(dx) > NEAR_ZERO
+    ratio = (y_in - y_ref) / tf.where(far, dx, tf.ones_like(dx))
+    multiplier = tf.where(far, ratio, tf.cast(x_in > 0, x.dtype))
+    return tf.concat([up_in * multiplier, tf.zeros_like(up_in)], 0)
 
-    @tf.custom_gradient
-    def rescale(x):
-        y = tf.nn.relu(x)
 
-        def grad(upstream):
-            x_in, x_ref = tf.split(x, 2)
-            y_in, y_ref = tf.split(y, 2)
-            up_in, _ = tf.split(upstream, 2)
-            dx = x_in - x_ref
-            far = tf.abs(dx) > NEAR_ZERO
-            ratio = (y_in - y_ref) / tf.where(far, dx, tf.ones_like(dx))
-            multiplier = tf.where(far, ratio, tf.cast(x_in > 0, x.dtype))
-            return tf.concat([up_in * multiplier, tf.zeros_like(up_in)], 0)
-
-        return y, grad
-
-    return rescale
+rescale_relu = relu_rule(_rescale_backward)
 
 
 @functools.lru_cache(maxsize=None)

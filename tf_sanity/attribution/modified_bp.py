@@ -51,26 +51,13 @@ def percentile_per_row(values, q):
 
 def rectgrad_relu(q):
     """RectGrad's ReLU rule for percentile `q`: backward ``1[a * g > tau] * g`` with ``a = relu(x)``."""
+    def backward(x, a, upstream):
+        importance = a * upstream
+        tau = percentile_per_row(tf.reshape(importance, [tf.shape(importance)[0], -1]), q)
+        tau = tf.reshape(tau, [-1] + [1] * (len(importance.shape) - 1))
+        return tf.where(importance > tau, upstream, tf.zeros_like(upstream))
 
-    def rule(activation):
-        del activation
-
-        @tf.custom_gradient
-        def rectified(x):
-            a = tf.nn.relu(x)
-
-            def grad(upstream):
-                importance = a * upstream
-                flat = tf.reshape(importance, [tf.shape(importance)[0], -1])
-                tau = percentile_per_row(flat, q)
-                tau = tf.reshape(tau, [-1] + [1] * (len(importance.shape) - 1))
-                return tf.where(importance > tau, upstream, tf.zeros_like(upstream))
-
-            return a, grad
-
-        return rectified
-
-    return rule
+    return rules.relu_rule(backward)
 
 
 @functools.lru_cache(maxsize=None)

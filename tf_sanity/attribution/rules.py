@@ -36,51 +36,32 @@ class LayerRule:
         raise NotImplementedError
 
 
-def _relu_mask(x, dtype):
-    return tf.cast(x > 0, dtype)
+def relu_rule(backward):
+    """An activation rule for ReLU: forward ``relu(x)``, backward ``backward(x, relu(x), upstream)``.
 
-
-def guided_relu(activation):
-    """Guided ReLU: forward ReLU, backward ``(upstream > 0) * (x > 0) * upstream``.
-
-    Guided backprop (Springenberg et al. 2015) as in the original code of Adebayo et al. (2018):
-    the ReLU gradient is replaced by ``(grad > 0) * (out > 0) * grad``.
+    The forward is always ReLU: :func:`tf_sanity.attribution.composites.applied` gives activation
+    rules to ReLUs only (any other activation is an error of the composite).
     """
-    del activation  # the forward is always ReLU; checked by `applied`
+    def rule(activation):
+        del activation
 
-    @tf.custom_gradient
-    def guided(x):
-        def grad(upstream):
-            return tf.nn.relu(upstream) * _relu_mask(x, upstream.dtype)
-        return tf.nn.relu(x), grad
+        @tf.custom_gradient
+        def relu(x):
+            y = tf.nn.relu(x)
+            return y, lambda upstream: backward(x, y, upstream)
 
-    return guided
+        return relu
 
-
-def deconvnet_relu(activation):
-    """DeConvNet ReLU (Zeiler & Fergus 2014): backward applies ReLU to the upstream signal only."""
-    del activation
-
-    @tf.custom_gradient
-    def deconv(x):
-        def grad(upstream):
-            return tf.nn.relu(upstream)
-        return tf.nn.relu(x), grad
-
-    return deconv
+    return rule
 
 
-def pass_relu(activation):
-    """LRP / DeepTaylor convention: relevance passes through ReLU unchanged."""
-    del activation
-
-    @tf.custom_gradient
-    def passthrough(x):
-        def grad(upstream):
-            return upstream
-        return tf.nn.relu(x), grad
-
-    return passthrough
+# Guided backprop (Springenberg et al. 2015) as in the original code of Adebayo et al. (2018): the
+# ReLU gradient is replaced by ``(grad > 0) * (x > 0) * grad``.
+guided_relu = relu_rule(lambda x, y, upstream: tf.nn.relu(upstream) * tf.cast(x > 0, upstream.dtype))
+# DeConvNet (Zeiler & Fergus 2014): the backward applies ReLU to the upstream signal only.
+deconvnet_relu = relu_rule(lambda x, y, upstream: tf.nn.relu(upstream))
+# LRP / DeepTaylor convention: relevance passes through ReLU unchanged.
+pass_relu = relu_rule(lambda x, y, upstream: upstream)
 
 
 def vjp(fn, x, upstream):

@@ -1,10 +1,35 @@
 """The sanity checks: model and data randomization, similarity metrics, statistics, and cosine
 similarity convergence (Adebayo et al. 2018; Sundararajan & Taly 2018; Sixt et al. 2020).
+
+* :func:`model_randomization`, :func:`data_randomization` (:mod:`.randomization_test`): the tests
+  as tidy rows;
+* :mod:`.randomization`: reversible, seeded re-initialization of weight groups;
+* :mod:`.metrics`: the papers' similarity measures; :mod:`.statistics`: bootstrap intervals;
+* :mod:`.csc`: cosine similarity convergence and the checks of "When Explanations Lie".
+
+Names are imported on first use (``tf_sanity.checks.statistics`` loads no TensorFlow).
 """
 
-from tf_sanity.checks import csc, metrics, randomization, statistics
-from tf_sanity.checks.randomization_test import (ORDERS, SIMILARITIES, data_randomization, model_randomization,
-                                                 stage_groups)
+import importlib
 
-__all__ = ["model_randomization", "data_randomization", "ORDERS", "SIMILARITIES", "stage_groups", "csc", "metrics",
-           "randomization", "statistics"]
+_EXPORTS = {
+    "model_randomization": "tf_sanity.checks.randomization_test",
+    "data_randomization": "tf_sanity.checks.randomization_test",
+    "explain_methods": "tf_sanity.checks.randomization_test",
+    "stage_groups": "tf_sanity.checks.randomization_test",
+    "ORDERS": "tf_sanity.checks.randomization_test",
+    "SIMILARITIES": "tf_sanity.checks.randomization_test",
+}
+_SUBMODULES = ("csc", "metrics", "randomization", "randomization_test", "statistics")
+
+__all__ = sorted(_EXPORTS) + list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tf_sanity.checks.{name}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tf_sanity.checks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

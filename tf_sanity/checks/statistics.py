@@ -6,6 +6,8 @@ Sixt et al. (2020) report medians with 10,000 resamples and the 0.5th / 99.5th p
 (a 99 % interval); Sundararajan & Taly (2018) a mean with its 99 % interval.
 """
 
+import warnings
+
 import numpy as np
 
 STATISTICS = {"median": np.median, "mean": np.mean}
@@ -42,3 +44,16 @@ def bootstrap_interval(values, statistic="median", *, level=0.99, n_resamples=10
 def bootstrap_median(values, *, n_resamples=10_000, level=0.99, seed=0):
     """Median and its bootstrap interval (Sixt et al.: 10,000 resamples, 0.5 / 99.5 percentiles)."""
     return bootstrap_interval(values, "median", level=level, n_resamples=n_resamples, seed=seed)
+
+
+def mean_std(rows, value="value", by=()):
+    """Groups tidy `rows` by the `by` columns; returns ``{key tuple: (mean, std, count)}`` of `value`.
+
+    NaNs are ignored (an all-NaN group, e.g. of constant maps, gives NaN without a warning).
+    """
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in by), []).append(float(row[value]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: (float(np.nanmean(v)), float(np.nanstd(v)), len(v)) for k, v in groups.items()}
