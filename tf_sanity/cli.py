@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tf_sanity.errors import SanityError
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("tf_sanity.zoo", "slim_models.cli", "experiments.cli")
+COMMAND_MODULES = ("tf_sanity.zoo", "slim_models.cli", "tf_sanity.models.imagenet_eval", "experiments.cli")
 
 
 def build_parser():
