@@ -21,7 +21,12 @@ Keras' ``padding="same"`` on the TensorFlow backend; the tests check the logits 
 
 Preprocessing (:func:`preprocess`): RGB in 0..255 at 224 x 224, then ``(x - 127) / 128``, as in the TF
 release (``MEAN_RGB = [127.0] * 3``, ``STDDEV_RGB = [128.0] * 3``).
-TBD_MEASURED
+Measured with ``tf-sanity imagenet-eval`` on all 235 images of ``shared/data/imagenet`` (bilinear
+resize to 224, no crop; top-1 / top-5 / mean cross-entropy): ``(x - 127) / 128`` 72.8 % / 94.0 % /
+1.040; ``x / 127.5 - 1`` 73.2 % / 94.0 % / 1.039 (practically the same map); ImageNet mean/std
+65.1 % / 89.8 % / 1.425; ``x / 255`` 64.3 % / 91.5 % / 1.320. Most of these images come from 10
+classes and were resized beforehand, so the numbers are not comparable with the published 75.1 %.
+One forward pass takes about 16 ms per image on a 2-core CPU (compiled, batch 1 or 6).
 """
 
 import importlib.util
