@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_sanity import cli
+from tf_sanity import cli, randomization
 from tf_sanity.errors import SanityError
 from tf_sanity.models import efficientnet_lite, torch_state
 
@@ -40,7 +40,9 @@ def state():
 
 @pytest.fixture(scope="module")
 def imagenet(shared_data):
-    return shared_data / "imagenet"
+    """``$TF_SANITY_DATA_DIR/imagenet`` when it has a labels.csv, else ``../shared/data/imagenet``."""
+    own = pathlib.Path(os.environ.get("TF_SANITY_DATA_DIR", "/nonexistent")) / "imagenet"
+    return own if (own / "labels.csv").is_file() else shared_data / "imagenet"
 
 
 def test_logits_match_the_pytorch_model(trained, imagenet):
@@ -95,6 +97,15 @@ def test_randomization_groups_top_down_cover_every_weight_once():
     assert sorted(grouped) == sorted(layer.name for layer in model.layers if layer.weights)
     paths = [v.path for n in grouped for v in model.get_layer(n).weights]
     assert sorted(paths) == sorted(v.path for v in model.weights)
+
+
+def test_cascading_randomization_runs_and_restores(trained):
+    x = efficientnet_lite.preprocess(np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3)))
+    before, logits = [v.numpy().copy() for v in trained.weights], trained(x).numpy()
+    with randomization.cascading(trained, policy="original_code") as stages:
+        for (name, model), want in zip(stages, ["fc", "conv_head"]):
+            assert name == want and not np.allclose(model(x).numpy(), logits)
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, trained.weights))
 
 
 def test_real_weights_file(state):
