@@ -16,7 +16,7 @@ everything else. Any malformed, truncated or foreign file raises a one-line
 """
 
 import collections
-import os
+import io
 import pickle
 import struct
 
@@ -157,12 +157,14 @@ def load_state_dict(path):
         holds something else than a flat dict of tensors, or names a disallowed global.
     """
     try:
-        with open(path, "rb") as f:
-            file_size = os.fstat(f.fileno()).st_size
-            if f.read(4) == b"PK\x03\x04":
-                raise SanityError("a zip-based PyTorch file (torch >= 1.6); re-save it with "
-                                  "torch.save(..., _use_new_zipfile_serialization=False)")
-            f.seek(0)
+        with open(path, "rb") as file:
+            raw = file.read()
+        if raw[:4] == b"PK\x03\x04":
+            raise SanityError("a zip-based PyTorch file (torch >= 1.6); re-save it with "
+                              "torch.save(..., _use_new_zipfile_serialization=False)")
+        # In memory, a length field in a crafted pickle cannot make a read allocate beyond the file.
+        with io.BytesIO(raw) as f:
+            file_size = len(raw)
             storages = {}
             unpickler = _RestrictedUnpickler(f, storages)
             order = _header(unpickler)
