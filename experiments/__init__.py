@@ -18,7 +18,7 @@ EXPERIMENTS = {
     "sc_linear_model": "experiments.sc_linear_model",
     "sc_calibration": "experiments.sc_calibration",
     "sc_fig1_edge_detectors": "experiments.sc_fig1_edge_detectors",
-    "sc_inception_randomization": "experiments.sc_inception_randomization",
+    "sc_imagenet_randomization": "experiments.sc_imagenet_randomization",
     "when_explanations_lie": "experiments.when_explanations_lie",
 }
 

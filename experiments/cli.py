@@ -4,6 +4,7 @@ import importlib
 import os
 
 import experiments
+from experiments import imagenet_inputs
 from experiments.imagenet_inputs import CHECKPOINT_ENV, OFFICIAL
 from tf_sanity.errors import SanityError
 
@@ -20,6 +21,10 @@ def add_parser(subparsers):
     p.add_argument("--checkpoint", help="TF-slim inception_v3.ckpt for the Inception figures, or "
                    f"'{OFFICIAL}' to download the official one once into the cache; sets "
                    f"${CHECKPOINT_ENV}")
+    p.add_argument("--model", choices=(imagenet_inputs.AUTO, *imagenet_inputs.NETWORKS),
+                   help="the trained ImageNet network of the ImageNet figures (default auto: inception_v3 when a "
+                        "checkpoint is given, else efficientnet_lite0, a trained stand-in that installs offline); "
+                        f"sets ${imagenet_inputs.MODEL_ENV}")
     p.set_defaults(func=reproduce)
 
 
@@ -34,6 +39,8 @@ def reproduce(args):
         os.environ["TF_SANITY_DATA_DIR"] = args.data_dir
     if args.checkpoint:
         os.environ[CHECKPOINT_ENV] = args.checkpoint
+    if args.model:
+        os.environ[imagenet_inputs.MODEL_ENV] = args.model
     run_all = args.names == ["all"]
     names = list(experiments.EXPERIMENTS) if run_all else args.names
     modules = [experiments.get(name) for name in names]  # unknown names fail before any work

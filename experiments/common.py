@@ -115,9 +115,9 @@ class Store:
     other inputs never reuse units computed under the old ones.
     """
 
-    def __init__(self, out, name, preset, config=None, inputs=""):
+    def __init__(self, out, name, preset, config=None, inputs="", variant=""):
         self.out = pathlib.Path(out)
-        self.stem = f"{name}-{preset}"
+        self.stem = f"{name}-{preset}" + (f"-{variant}" if variant else "")
         key = repr(config) + (f"\n{inputs}" if inputs else "")
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         self.units_dir = self.out / ".units" / f"{self.stem}-{digest}"
@@ -158,8 +158,11 @@ class Store:
 
 
 def store_for(module, preset, out, config):
-    """The :class:`Store` of `module` run with `config` (keyed by the config and the module's ``inputs``)."""
-    return Store(out, module.NAME, preset, config, module.inputs(config) if hasattr(module, "inputs") else "")
+    """The :class:`Store` of `module` run with `config` (keyed by the config and the module's ``inputs``;
+    files named with the module's ``variant(config)``, e.g. the ImageNet network, if it has one)."""
+    config = module.resolve(config) if hasattr(module, "resolve") else config
+    return Store(out, module.NAME, preset, config, module.inputs(config) if hasattr(module, "inputs") else "",
+                 module.variant(config) if hasattr(module, "variant") else "")
 
 
 def run(module, preset="quick", out="figures", config=None, progress=True):
@@ -168,8 +171,8 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
     Args:
       module: the experiment module.
       preset: ``"quick"`` or ``"paper"`` (ignored when `config` is given).
-      out: output folder: ``results/<name>-<preset>.csv``, ``<name>-<preset>[-suffix].png/.pdf``,
-        ``claims/<name>-<preset>.json``.
+      out: output folder: ``results/<stem>.csv``, ``<stem>[-suffix].png/.pdf``, ``claims/<stem>.json``,
+        the stem being ``<name>-<preset>[-<variant>]``.
       config: a config to use instead of the preset's.
 
     Returns:
@@ -179,6 +182,8 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
         if preset not in module.PRESETS:
             raise SanityError(f"unknown preset {preset!r}; valid: {', '.join(module.PRESETS)}")
         config = module.PRESETS[preset]
+    if hasattr(module, "resolve"):  # settings chosen at run time (e.g. which ImageNet network) made explicit
+        config = module.resolve(config)
     store = store_for(module, preset, out, config)
     units = list(module.units(config))
     todo = [u for u in units if not store.done(u)]

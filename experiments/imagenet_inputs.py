@@ -1,6 +1,10 @@
-"""Inputs shared by the ImageNet figures of Sanity Checks: test-bed images and the Inception v3 checkpoint.
+"""Inputs shared by the ImageNet figures of Sanity Checks: test-bed images and the trained network.
 
-Not an experiment. The test bed is ``<data dir>/imagenet/labels.csv`` (as ``../shared/data``), the data
+Not an experiment. The network (:data:`NETWORKS`, chosen by the config's ``model`` or
+``--model`` / ``$TF_SANITY_IMAGENET_MODEL``) is the paper's TF-slim Inception v3 when its checkpoint
+is given, else EfficientNet-Lite0 from its published ImageNet weights, which install offline: a
+trained stand-in for Inception v3 (a different, shallower ReLU6 network with residual blocks and
+depthwise convolutions), named as such wherever its numbers appear. The test bed is ``<data dir>/imagenet/labels.csv`` (as ``../shared/data``), the data
 dir being the config's ``data_dir`` or ``$TF_SANITY_DATA_DIR`` (:func:`experiments.common.data_dir`).
 Images are read by :mod:`slim_models.imagenet`: decoded as RGB, scaled to [-1, 1] (``img / 127.5 - 1``)
 and resized to 299 x 299; ``central_fraction=1.0`` (the default here) resizes the whole image as the
@@ -13,6 +17,7 @@ checkpoint whose top-5 accuracy on the explained images is far below the real on
 random-weight checkpoint), so figures are never drawn from an untrained network.
 """
 
+import dataclasses
 import glob
 import hashlib
 import os
@@ -21,9 +26,11 @@ import pathlib
 import numpy as np
 
 from experiments import common
-from tf_sanity.errors import SanityError
+from tf_sanity.errors import SanityError, unknown_name
 
 CHECKPOINT_ENV = "TF_SANITY_INCEPTION_CKPT"
+MODEL_ENV = "TF_SANITY_IMAGENET_MODEL"
+AUTO = "auto"
 # The checkpoint value that names the official one, downloaded once into the cache.
 OFFICIAL = "official"
 # The real checkpoint has 93.9 % top-5 on ImageNet (appendix, Experimental Details); an untrained one
@@ -151,3 +158,126 @@ def require_images(config):
 def images_fingerprint(config):
     """The test bed's fingerprint for experiments that need no checkpoint."""
     return fingerprint(config, with_checkpoint=False)
+
+
+def _load_efficientnet(config, images, labels):
+    """EfficientNet-Lite0 with its published ImageNet weights: ``(model, logits [N, 1000])``."""
+    from tf_sanity.attribution import engine
+    from tf_sanity.models import efficientnet_lite
+    model = efficientnet_lite.efficientnet_lite0("imagenet")
+    scores = engine.scores_function(model)
+    logits = np.concatenate([np.asarray(scores(images[i:i + 16])) for i in range(0, len(images), 16)])
+    return model, logits
+
+
+def _efficientnet_fingerprint(config):
+    from tf_sanity.models import efficientnet_lite
+    path = efficientnet_lite.imagenet_weights_path()
+    return f"weights {path.name}:{path.stat().st_size}"
+
+
+def _to_efficientnet_input(images):
+    """Test-bed images in [-1, 1] as EfficientNet-Lite0 takes them: RGB 0..255, then ``(x - 127) / 128``."""
+    from tf_sanity.models import efficientnet_lite
+    return efficientnet_lite.preprocess((np.asarray(images, np.float32) + 1.0) * 127.5)
+
+
+def _slim():
+    import slim_models
+    return slim_models
+
+
+def _efficientnet():
+    from tf_sanity.models import efficientnet_lite
+    return efficientnet_lite
+
+
+def _slim_index(labels):
+    from slim_models import imagenet
+    return imagenet.to_slim_index(labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """A trained ImageNet network the figures can be drawn on.
+
+    Attributes:
+      name: the config value; title: how figures and the report name it.
+      size: input side; gradcam_layer: the layer GradCAM explains (the last block's output).
+      load: ``load(config, images, labels) -> (model, logits)`` for test-bed images in [-1, 1] at `size`,
+        already passed through `prepare`.
+      prepare: test-bed images in [-1, 1] -> the model's input.
+      classes: ImageNet labels 0..999 -> the model's output indices.
+      requires, fingerprint: ``(config) -> None`` raising what is missing; ``(config) -> str`` identifying
+        the weights, for the result store's key.
+      stages: ``() -> [group names]``: the blocks the paper's test randomizes, top down (the model's
+        ``randomization_groups``).
+    """
+
+    name: str
+    title: str
+    size: int
+    gradcam_layer: str
+    load: object
+    prepare: object
+    classes: object
+    requires: object
+    fingerprint: object
+    stages: object
+
+
+NETWORKS = {
+    "inception_v3": Network("inception_v3", "Inception v3", 299, "Mixed_7c", lambda c, x, y: load_inception(c, x, y),
+                            lambda x: x, _slim_index, lambda c: require_checkpoint(c),
+                            lambda c: fingerprint(c), lambda: list(_slim().RANDOMIZATION_ORDER)),
+    "efficientnet_lite0": Network("efficientnet_lite0", "EfficientNet-Lite0 (a trained stand-in for Inception v3)",
+                                  224, "head_relu", _load_efficientnet, _to_efficientnet_input,
+                                  lambda labels: np.asarray(labels), lambda c: _efficientnet_fingerprint(c),
+                                  _efficientnet_fingerprint, lambda: _efficientnet().group_names()),
+}
+
+
+def network(config):
+    """The :class:`Network` of the config's ``model`` (``"auto"``: ``$TF_SANITY_IMAGENET_MODEL``, else
+    Inception v3 when a checkpoint is named, else EfficientNet-Lite0)."""
+    name = getattr(config, "model", AUTO) or AUTO
+    if name == AUTO:
+        name = os.environ.get(MODEL_ENV, "") or AUTO
+    if name == AUTO:
+        name = "inception_v3" if checkpoint(config) else "efficientnet_lite0"
+    if name not in NETWORKS:
+        raise unknown_name("ImageNet model", name, NETWORKS)
+    return NETWORKS[name]
+
+
+def resolve(config):
+    """`config` with its ``model``, ``size`` and ``gradcam_layer`` filled in from its :class:`Network`."""
+    net = network(config)
+    changes = {"model": net.name}
+    if hasattr(config, "size") and not config.size:
+        changes["size"] = net.size
+    if hasattr(config, "gradcam_layer") and not config.gradcam_layer:
+        changes["gradcam_layer"] = net.gradcam_layer
+    return dataclasses.replace(config, **changes)
+
+
+def load_network(config, subset, count, size=None):
+    """``(records, model inputs [N, size, size, 3], labels 0..999, model, logits)`` for a resolved config
+    (`size`: default the config's)."""
+    net = network(config)
+    chosen, x, labels = load(config, subset, count, size or config.size, getattr(config, "central_fraction", 1.0))
+    x = net.prepare(x)
+    model, logits = net.load(config, x, labels)
+    return chosen, x, labels, model, logits
+
+
+def network_fingerprint(config):
+    """The test bed's and the resolved network's weights' fingerprint, for an experiment's ``inputs``."""
+    net = network(config)
+    return "; ".join(p for p in (f"network {net.name}", fingerprint(config, with_checkpoint=False),
+                                 net.fingerprint(config)) if p)
+
+
+def variant(config):
+    """Result files are named after the network (``<name>-<preset>-<model>``)."""
+    return config.model

@@ -7,9 +7,10 @@ masks (299 x 299), the similarity of unrelated masks:
   [-1, 1] ``(0.00018, 0.00043, -0.0013, 0.00023)``. These need no model;
 * an explanation mask vs a Gaussian random mask on 50 ImageNet images with Inception v3: Gradient
   ``(-0.00049, 0.00032, -0.0016, 0.00027)``, IG ``(0.00084, 0.00059, 0.0048, 0.00018)``, Gradient x Input
-  ``(0.00081, 0.00099, -0.0024, 0.00023)``. These rows run only with the real TF-slim checkpoint
-  (config ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT``); without it they are skipped, with the
-  reason in the claims (a random-weight checkpoint is never used).
+  ``(0.00081, 0.00099, -0.0024, 0.00023)``. These rows run on Inception v3 when its real TF-slim
+  checkpoint is given (config ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT``; a random-weight one is
+  never used), else on EfficientNet-Lite0 (224 x 224 masks), a trained stand-in that installs offline
+  (config ``model``, :mod:`experiments.imagenet_inputs`); the claims name the network.
 
 Our metrics are :mod:`tf_sanity.checks.metrics` with the original notebooks' normalizations, HOG and SSIM
 without absolute value as the paper states for ImageNet, under the metric preset ``original_code``
@@ -68,9 +69,10 @@ class Config:
       pairs: random mask pairs per row; size: mask side; channels: mask channel counts.
       kinds: :func:`tf_sanity.checks.metrics.random_mask` kinds compared pairwise.
       metric_presets: :data:`tf_sanity.checks.metrics.PRESETS` used for HOG and SSIM.
-      methods: saliency methods compared with a Gaussian random mask (need `checkpoint`).
+      methods: saliency methods compared with a Gaussian random mask on the trained network; () = none.
       images, subset: ImageNet test-bed images for those rows; ig_steps: IG steps.
-      checkpoint: the TF-slim inception_v3.ckpt; '' = ``$TF_SANITY_INCEPTION_CKPT``, else skip those rows.
+      model: the trained ImageNet network (``"auto"``: Inception v3 with a checkpoint, else EfficientNet-Lite0).
+      checkpoint: the TF-slim inception_v3.ckpt; '' = ``$TF_SANITY_INCEPTION_CKPT``.
     """
 
     pairs: int = 10
@@ -82,6 +84,7 @@ class Config:
     images: int = 4
     subset: str = "val_imagenette224/"
     ig_steps: int = 20
+    model: str = "auto"
     checkpoint: str = ""
     seed: int = 0
     data_dir: str = ""
@@ -93,17 +96,24 @@ PRESETS = {"quick": Config(),
 
 
 def _with_model(config):
-    return bool(config.methods) and bool(imagenet_inputs.checkpoint(config))
+    return bool(config.methods)
+
+
+resolve = imagenet_inputs.resolve
+
+
+def variant(config):
+    return config.model if _with_model(config) else ""
 
 
 def requires(config):
     if _with_model(config):
-        imagenet_inputs.require_checkpoint(config)
+        imagenet_inputs.network(config).requires(config)
         imagenet_inputs.folder(config)
 
 
 def inputs(config):
-    return imagenet_inputs.fingerprint(config, with_checkpoint=_with_model(config))
+    return imagenet_inputs.network_fingerprint(config) if _with_model(config) else ""
 
 
 def units(config):
@@ -137,13 +147,13 @@ def compute(config, unit, context):
         b = np.stack([metrics.random_mask(shape, kind, seed=[config.seed, i, 1]) for i in range(config.pairs)])
         return similarities(a, b, config, row=kind, channels=shape[-1], size=config.size)
     if "model" not in context:
-        _, x, labels = imagenet_inputs.load(config, config.subset, config.images, config.size)
-        model, logits = imagenet_inputs.load_inception(config, x, labels)
+        net = imagenet_inputs.network(config)
+        _, x, _, model, logits = imagenet_inputs.load_network(config, config.subset, config.images, size=net.size)
         context["model"] = (model, x, logits.argmax(-1))   # the original code explained the predicted class
     model, x, targets = context["model"]
     masks = tf_sanity.explain(model, x, unit, targets, **common.method_settings(unit, config))
     noise = np.stack([metrics.random_mask(x.shape[1:], "gaussian", seed=[config.seed, i, 2]) for i in range(len(x))])
-    return similarities(masks, noise, config, row=unit, channels=x.shape[-1], size=config.size,
+    return similarities(masks, noise, config, row=unit, channels=x.shape[-1], size=x.shape[1],
                         ig_steps=config.ig_steps)
 
 
@@ -192,17 +202,16 @@ def claims(rows, config):
     for row, paper in PAPER.items():
         cells = sorted({r["channels"] for r in rows if r["row"] == row}, reverse=True)
         if not cells and row in config.methods:
-            reason = ("skipped: no checkpoint named (set TF_SANITY_INCEPTION_CKPT or the config's checkpoint to "
-                      "the real TF-slim inception_v3.ckpt)" if not imagenet_inputs.checkpoint(config)
-                      else "not computed")
-            out.append(Claim("Sanity Checks, appendix (calibration)", ROW_NAMES[row], reason, None,
-                             str(paper), "needs Inception v3"))
+            out.append(Claim("Sanity Checks, appendix (calibration)", ROW_NAMES[row], "not computed", None,
+                             str(paper), "needs a trained ImageNet network"))
+        on = f" (on {imagenet_inputs.network(config).title})" if row in config.methods else ""
+        size = next((r["size"] for r in rows if r["row"] == row), config.size)
         for channels in cells:
             ours = _ours(stats, row, channels, preset)[:3]
             checks = [_agrees(o, p) for o, p in zip(ours, paper)]
             failed = [m for m, (ok, _) in zip(TUPLE, checks) if not ok]
             out.append(Claim(
-                "Sanity Checks, appendix (calibration)", f"{ROW_NAMES[row]} ({channels} channel(s), {config.size}^2): "
+                "Sanity Checks, appendix (calibration)" + on, f"{ROW_NAMES[row]} ({channels} channel(s), {size}^2): "
                 "(Spearman no abs, Spearman abs, HOG)",
                 "(" + ", ".join(f"{o[0]:.5f}" for o in ours) + f") +- std ({', '.join(f'{o[1]:.4f}' for o in ours)}) "
                 f"over {ours[0][2]} masks; HOG preset {preset}"
@@ -212,8 +221,8 @@ def claims(rows, config):
                 hog = stats[(row, channels, "hog", other)]
                 ok, band = _agrees(hog, paper[2])
                 out.append(Claim(
-                    "Sanity Checks, appendix (calibration)", f"{ROW_NAMES[row]} ({channels} channel(s), "
-                    f"{config.size}^2): HOG under the '{other}' metric settings",
+                    "Sanity Checks, appendix (calibration)" + on, f"{ROW_NAMES[row]} ({channels} channel(s), "
+                    f"{size}^2): HOG under the '{other}' metric settings",
                     f"{hog[0]:.5f} +- std {hog[1]:.4f} over {hog[2]} masks", ok, str(paper[2]), f"hog: {band}"))
     for preset in config.metric_presets:
         ssim = {(r, c): stats[(r, c, "ssim", preset)] for (r, c, m, p) in stats if m == "ssim" and p == preset}

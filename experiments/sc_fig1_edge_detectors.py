@@ -1,4 +1,4 @@
-"""Sanity Checks (Adebayo et al. 2018), Fig. 1: saliency maps of Inception v3 next to edge detectors.
+"""Sanity Checks (Adebayo et al. 2018), Fig. 1: saliency maps of a trained ImageNet network next to edge detectors.
 
 Fig. 1 shows, for ImageNet inputs, the masks of Gradient, SmoothGrad, Guided Backprop, Guided GradCAM,
 Integrated Gradients, IG-SmoothGrad and Gradient x Input of the trained Inception v3 beside the output
@@ -7,9 +7,10 @@ similar to an edge detector, i.e., Guided Backprop and its variants, show minima
 randomization tests".
 
 Edge detectors (skimage: Sobel, Prewitt, Roberts, Canny) run on the grey-scale image in [0, 1] and
-need nothing else. The saliency masks need the real TF-slim checkpoint (config ``checkpoint`` or
-``$TF_SANITY_INCEPTION_CKPT``); :func:`requires` stops with what to provide when it is missing, unless
-``methods=()`` asks for the edge detectors alone. Each mask is compared with the Sobel magnitude
+need nothing else. The saliency masks come from the paper's Inception v3 when its TF-slim checkpoint is
+given (config ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT``), else from EfficientNet-Lite0, a trained
+stand-in that installs offline (config ``model``; :mod:`experiments.imagenet_inputs`); figures and claims
+name the network. ``methods=()`` asks for the edge detectors alone. Each mask is compared with the Sobel magnitude
 (Spearman of the absolute mask, the paper's main metric, and HOG similarity), as is a Gaussian random
 mask (the floor). Targets: the model's predicted class (the original code's choice) or the label.
 """
@@ -28,7 +29,7 @@ from tf_sanity import visualize
 from tf_sanity.checks import metrics
 
 NAME = "sc_fig1_edge_detectors"
-TITLE = "Sanity Checks Fig. 1: saliency maps of Inception v3 next to edge detectors"
+TITLE = "Sanity Checks Fig. 1: saliency maps of a trained ImageNet network next to edge detectors"
 ARRAYS = True
 
 METHODS = ("gradient", "gradient_sg", "guided_backprop", "guided_gradcam", "integrated_gradients",
@@ -51,24 +52,28 @@ class Config:
 
     Attributes:
       subset: test-bed folder prefix (the paper's demo images: corn, junco, terriers, speedboat).
-      images: how many of them; size: model input side; central_fraction: 1.0 resizes the whole image.
-      methods: saliency methods (need `checkpoint`); () = edge detectors only.
-      gradcam_layer: GradCAM's layer (the original code: Mixed_7c).
+      images: how many of them; size: model input side (0: the network's); central_fraction: 1.0
+        resizes the whole image.
+      methods: saliency methods; () = edge detectors only.
+      gradcam_layer: GradCAM's layer ('' = the network's: Mixed_7c for Inception v3, as the original code).
       target: ``"prediction"`` (the model's argmax, the original code) or ``"label"``.
+      model: the trained ImageNet network (:data:`experiments.imagenet_inputs.NETWORKS`; ``"auto"``:
+        Inception v3 with a checkpoint, else EfficientNet-Lite0).
       checkpoint: TF-slim inception_v3.ckpt; '' = ``$TF_SANITY_INCEPTION_CKPT``.
     """
 
     subset: str = "paper_demo/"
     images: int = 3
-    size: int = 299
+    size: int = 0
     central_fraction: float = 1.0
     methods: tuple = METHODS
     detectors: tuple = DETECTORS
     canny_sigma: float = 2.0
-    gradcam_layer: str = "Mixed_7c"
+    gradcam_layer: str = ""
     target: str = "prediction"
     ig_steps: int = 20
     samples: int = 10
+    model: str = "auto"
     checkpoint: str = ""
     seed: int = 0
     data_dir: str = ""
@@ -78,14 +83,15 @@ class Config:
 PRESETS = {"quick": Config(), "paper": Config(images=5, ig_steps=50, samples=50)}
 
 
+resolve = imagenet_inputs.resolve
+variant = imagenet_inputs.variant
+inputs = imagenet_inputs.network_fingerprint
+
+
 def requires(config):
     imagenet_inputs.folder(config)
     if config.methods:
-        imagenet_inputs.require_checkpoint(config)
-
-
-def inputs(config):
-    return imagenet_inputs.fingerprint(config)
+        imagenet_inputs.network(config).requires(config)
 
 
 def units(config):
@@ -110,11 +116,10 @@ def _setup(config, context):
                                                  config.central_fraction)
         context.update(x=x, labels=labels, names=[r.path.name for r in chosen])
         if config.methods:
-            model, logits = imagenet_inputs.load_inception(config, x, labels)
-            from slim_models import imagenet
-            context["model"] = model
-            context["targets"] = (logits.argmax(-1) if config.target == "prediction"
-                                  else imagenet.to_slim_index(labels))
+            net = imagenet_inputs.network(config)
+            context["inputs"] = net.prepare(x)
+            context["model"], logits = net.load(config, context["inputs"], labels)
+            context["targets"] = logits.argmax(-1) if config.target == "prediction" else net.classes(labels)
     return context
 
 
@@ -130,7 +135,8 @@ def compute(config, unit, context):
     compared["random"] = metrics.random_mask(gray.shape, "gaussian", seed=[config.seed, i])
     if config.methods:
         for method in config.methods:
-            mask = tf_sanity.explain(ctx["model"], x, method, ctx["targets"][i:i + 1], **common.method_settings(method, config))[0]
+            mask = tf_sanity.explain(ctx["model"], ctx["inputs"][i:i + 1], method, ctx["targets"][i:i + 1],
+                                     **common.method_settings(method, config))[0]
             compared[method] = arrays[f"mask/{method}"] = mask
     rows = []
     for name, mask in compared.items():
@@ -164,8 +170,8 @@ def plot(rows, config, arrays):
                 ax.set_yticks([])
                 if r == 0:
                     ax.set_title(title, fontsize=7)
-        fig.suptitle("Inception v3 saliency masks (absolute value) and edge detectors" if config.methods
-                     else "edge detectors (saliency masks need the Inception v3 checkpoint)", fontsize=8)
+        fig.suptitle(f"{imagenet_inputs.network(config).title}: saliency masks (absolute value) and edge "
+                     f"detectors" if config.methods else "edge detectors", fontsize=8)
         fig.tight_layout()
         figs["masks"] = fig
     stats = mean_std(rows, by=("method", "metric"))
@@ -193,25 +199,25 @@ def _mean(rows, method, metric):
 
 def claims(rows, config):
     metric = "spearman_abs_to_sobel"
+    paper = f"Sanity Checks, Fig. 1 (on {imagenet_inputs.network(config).title})"
     detectors = {d: _mean(rows, d, metric) for d in config.detectors if d != "sobel"}
-    out = [Claim("Sanity Checks, Fig. 1", "edge detectors need no model or data (reported: agreement among the "
+    out = [Claim(paper, "edge detectors need no model or data (reported: agreement among the "
                  "detectors, Spearman with Sobel)", ", ".join(f"{d} {v:.2f}" for d, v in detectors.items())
                  + f"; random mask {_mean(rows, 'random', metric):.3f}", None, "", "reported")]
     if not config.methods or not any(r["method"] in config.methods for r in rows):
-        out.append(Claim("Sanity Checks, Fig. 1", "the methods most similar to an edge detector are Guided Backprop "
-                         "and its variants", "skipped: the saliency masks need the Inception v3 checkpoint "
-                         "(TF_SANITY_INCEPTION_CKPT)", None, "", ""))
+        out.append(Claim(paper, "the methods most similar to an edge detector are Guided Backprop "
+                         "and its variants", "skipped: no saliency masks in this run (methods=())", None, "", ""))
         return out
     sim = {m: _mean(rows, m, metric) for m in config.methods}
     guided = [m for m in ("guided_backprop", "guided_gradcam") if m in sim]
     others = [m for m in sim if m not in guided]
     rand = _mean(rows, "random", metric)
     text = ", ".join(f"{tf_sanity.LABELS[m]} {v:.2f}" for m, v in sorted(sim.items(), key=lambda kv: -kv[1]))
-    out.append(Claim("Sanity Checks, Fig. 1", "the methods most similar to an edge detector are Guided Backprop and "
+    out.append(Claim(paper, "the methods most similar to an edge detector are Guided Backprop and "
                      "its variants", f"Spearman (abs) with the Sobel map: {text}; random mask {rand:.3f}",
                      bool(guided) and bool(others) and min(sim[m] for m in guided) > max(sim[m] for m in others),
                      "", "every guided method > every other method"))
-    out.append(Claim("Sanity Checks, Fig. 1", "saliency masks bear visual similarity to the edge detector's output",
+    out.append(Claim(paper, "saliency masks bear visual similarity to the edge detector's output",
                      f"{sum(v > rand + 0.1 for v in sim.values())} of {len(sim)} methods exceed the random mask's "
                      f"{rand:.3f} by 0.1 ({text})", all(v > rand + 0.1 for v in sim.values()), "",
                      "every method > random + 0.1"))

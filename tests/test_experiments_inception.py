@@ -1,4 +1,4 @@
-"""The Inception v3 experiments (Sanity Checks Figs. 1-5) end to end on a tiny substitute network.
+"""The ImageNet experiments (Sanity Checks Figs. 1-5) end to end on a tiny substitute network.
 
 The real checkpoint is not available to the tests, so the model loader is monkeypatched to a small
 random Keras model with slim-like block names, ``randomization_groups`` and a ``Mixed_7c`` conv layer.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import slim_models
-from experiments import common, imagenet_inputs, sc_fig1_edge_detectors, sc_inception_randomization as exp
+from experiments import common, imagenet_inputs, sc_fig1_edge_detectors, sc_imagenet_randomization as exp
 from tf_sanity.errors import SanityError
 
 STAGES = ("Logits", "Mixed_7c", "Mixed_5b", "Conv2d_1a_3x3")
@@ -44,7 +44,7 @@ def substitute(monkeypatch, tmp_path):
 
 
 def _figures_snapshot():
-    return sorted(p.name for p in FIGURES.glob("sc_inception_randomization*")) if FIGURES.is_dir() else []
+    return sorted(p.name for p in FIGURES.glob("sc_imagenet_randomization*")) if FIGURES.is_dir() else []
 
 
 def test_cascading_and_independent_grids_and_curves(substitute, shared_data, tmp_path):
@@ -63,7 +63,7 @@ def test_cascading_and_independent_grids_and_curves(substitute, shared_data, tmp
     assert {r["target"] for r in rows} == {"prediction"} and {r["policy"] for r in rows} == {"original_code"}
     for suffix in ("fig2-cascading-abs", "fig2-cascading-diverging", "fig3-independent-abs", "fig4-cascading",
                    "fig5-independent"):
-        assert (out / f"sc_inception_randomization-quick-{suffix}.png").exists(), suffix
+        assert (out / f"sc_imagenet_randomization-quick-inception_v3-{suffix}.png").exists(), suffix
     assert len(claims) >= 5 and all(c.passed in (True, False) for c in claims)
     # the trained weights are back, bit-identical, and nothing was written to figures/
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before_weights, model.weights))
@@ -86,24 +86,26 @@ def test_fig1_saliency_next_to_edge_detectors(substitute, shared_data, tmp_path)
     rows, claims = common.run(sc_fig1_edge_detectors, "quick", tmp_path, config=config, progress=False)
     assert {r["method"] for r in rows} == {"gradient", "guided_backprop", "guided_gradcam", "prewitt", "roberts",
                                            "canny", "random"}
-    assert (tmp_path / "sc_fig1_edge_detectors-quick-masks.png").exists()
+    assert (tmp_path / "sc_fig1_edge_detectors-quick-inception_v3-masks.png").exists()
+    assert all("Inception v3" in c.paper for c in claims)   # the claims name the network
     assert claims[1].passed in (True, False)   # computed, not skipped
 
 
 def test_edge_detectors_alone_need_no_checkpoint(shared_data, tmp_path, monkeypatch):
     monkeypatch.delenv(imagenet_inputs.CHECKPOINT_ENV, raising=False)
-    full = dataclasses.replace(sc_fig1_edge_detectors.PRESETS["quick"], data_dir=str(shared_data))
+    full = dataclasses.replace(sc_fig1_edge_detectors.PRESETS["quick"], data_dir=str(shared_data),
+                               model="inception_v3")
     with pytest.raises(SanityError, match="Inception figures need the real TF-slim checkpoint"):
         sc_fig1_edge_detectors.requires(full)
     config = dataclasses.replace(full, images=1, size=64, methods=())
     rows, claims = common.run(sc_fig1_edge_detectors, "quick", tmp_path, config=config, progress=False)
     assert {r["method"] for r in rows} == {"prewitt", "roberts", "canny", "random"}
-    assert claims[-1].passed is None and "checkpoint" in claims[-1].ours
+    assert claims[-1].passed is None and "no saliency masks" in claims[-1].ours
 
 
 def test_inception_figures_refuse_missing_or_untrained_checkpoints(shared_data, tmp_path, monkeypatch):
     monkeypatch.delenv(imagenet_inputs.CHECKPOINT_ENV, raising=False)
-    config = dataclasses.replace(exp.PRESETS["quick"], data_dir=str(shared_data))
+    config = dataclasses.replace(exp.PRESETS["quick"], data_dir=str(shared_data), model="inception_v3")
     with pytest.raises(SanityError, match="Inception figures need the real TF-slim checkpoint"):
         exp.requires(config)
     with pytest.raises(SanityError, match="no checkpoint at"):

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import common, imagenet_inputs, sc_inception_randomization
+from experiments import common, imagenet_inputs, sc_imagenet_randomization
 from experiments import sc_calibration, sc_fig7_conv_sumpool, sc_fig19_input_times_random, sc_linear_model
 from tf_sanity.errors import SanityError
 
@@ -69,14 +69,17 @@ def test_fig19_input_dominates_the_product(shared_data, tmp_path):
     assert (tmp_path / "sc_fig19_input_times_random-quick-imagenet.png").exists()
 
 
-def test_calibration_without_checkpoint_skips_model_rows_and_resumes(tmp_path, monkeypatch):
+def test_calibration_without_a_model_has_only_random_rows_and_resumes(tmp_path, monkeypatch):
     monkeypatch.delenv(imagenet_inputs.CHECKPOINT_ENV, raising=False)
-    config = dataclasses.replace(sc_calibration.PRESETS["quick"], pairs=4, size=64)
+    with_model = sc_calibration.resolve(sc_calibration.PRESETS["quick"])
+    assert with_model.model == "efficientnet_lite0"   # offline, no checkpoint: the trained stand-in
+    assert sc_calibration.units(with_model)[-3:] == ["gradient", "integrated_gradients", "gradient_x_input"]
+    assert common.store_for(sc_calibration, "quick", tmp_path, with_model).stem == "sc_calibration-quick-efficientnet_lite0"
+    config = dataclasses.replace(sc_calibration.PRESETS["quick"], pairs=4, size=64, methods=())
     assert sc_calibration.units(config) == ["uniform/3ch", "uniform/1ch", "gaussian_rescaled/3ch",
                                             "gaussian_rescaled/1ch"]
     rows, claims = _run(sc_calibration, config, tmp_path)
-    skipped = [c for c in claims if c.passed is None]
-    assert len(skipped) == 3 and all("no checkpoint" in c.ours for c in skipped)
+    assert not [c for c in claims if c.passed is None]
     spearman = [r["value"] for r in rows if r["metric"].startswith("spearman")]
     assert max(abs(v) for v in spearman) < 0.1   # unrelated masks: no rank correlation
     raw = _by_start(claims, "raw zero-centred masks")[0]
@@ -118,9 +121,9 @@ def test_results_of_one_checkpoint_are_not_reused_for_another(tmp_path, monkeypa
     for name in ("a", "b"):
         (tmp_path / f"{name}.ckpt.index").write_text("index")
         (tmp_path / f"{name}.ckpt.data-00000-of-00001").write_text(f"weights {name}")
-    config = sc_inception_randomization.PRESETS["quick"]
-    keys = {name: sc_inception_randomization.inputs(
+    config = sc_imagenet_randomization.PRESETS["quick"]
+    keys = {name: sc_imagenet_randomization.inputs(
         dataclasses.replace(config, checkpoint=str(tmp_path / name) if name else "")) for name in ("a", "b", "")}
     assert keys["a"] != keys["b"] and "a.ckpt.data-00000-of-00001" in keys["a"] and ".ckpt" not in keys[""]
     (tmp_path / "a.ckpt.data-00000-of-00001").write_text("weights a, retrained")
-    assert sc_inception_randomization.inputs(dataclasses.replace(config, checkpoint=str(tmp_path / "a"))) != keys["a"]
+    assert sc_imagenet_randomization.inputs(dataclasses.replace(config, checkpoint=str(tmp_path / "a"))) != keys["a"]

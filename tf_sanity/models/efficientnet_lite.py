@@ -104,15 +104,24 @@ def build(name="efficientnet_lite0"):
     return model
 
 
+def _group_prefixes():
+    prefixes = [("fc", "fc"), ("conv_head", "head_")]
+    prefixes += [(f"block{i}", f"block{i}_") for i in reversed(range(len(block_args())))]
+    return prefixes + [("stem", "stem_")]
+
+
+def group_names():
+    """The randomization groups' names, top down: ``fc``, ``conv_head``, ``block15`` ... ``block0``, ``stem``."""
+    return [group for group, _ in _group_prefixes()]
+
+
 def randomization_groups(model):
     """Cascading-randomization groups, top down: ``[(group, [layer names])]``.
 
     Every layer with weights is in exactly one group: ``fc``; ``conv_head`` (``head_conv``,
     ``head_bn``); ``block15`` ... ``block0`` (their convolutions and BatchNorms); ``stem``.
     """
-    prefixes = [("fc", "fc"), ("conv_head", "head_")]
-    prefixes += [(f"block{i}", f"block{i}_") for i in reversed(range(len(block_args())))]
-    prefixes.append(("stem", "stem_"))
+    prefixes = _group_prefixes()
     return [(group, [layer.name for layer in model.layers if layer.weights and (
         layer.name == prefix or (prefix.endswith("_") and layer.name.startswith(prefix)))])
             for group, prefix in prefixes]

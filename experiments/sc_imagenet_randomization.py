@@ -1,17 +1,22 @@
-"""Sanity Checks (Adebayo et al. 2018), Figs. 2-5 on Inception v3: cascading and independent randomization.
+"""Sanity Checks (Adebayo et al. 2018), Figs. 2-5: cascading and independent randomization of a
+trained ImageNet network: the paper's Inception v3 when its TF-slim checkpoint is given, else
+EfficientNet-Lite0 from its published weights, a trained stand-in that installs offline
+(:mod:`experiments.imagenet_inputs`; config ``model``). Figures, file names and claims name the network.
 
-* Fig. 2: masks of one image (the paper's junco) as the 17 blocks of Inception v3 are randomized from
-  ``Logits`` down (cascading), every method in rows; Fig. 3: the same with one block randomized at a
-  time (independent).
+* Fig. 2: masks of one image (the paper's junco) as the network's blocks (Inception v3: 17, from
+  ``Logits`` down; EfficientNet-Lite0: 19, ``fc``, ``conv_head``, ``block15`` ... ``block0``, ``stem``)
+  are randomized top down (cascading), every method in rows; Fig. 3: the same with one block
+  randomized at a time (independent).
 * Fig. 4 (Inception panels): Spearman rank correlation of the randomized model's masks with the
   trained model's, with and without absolute value; Fig. 5: SSIM and HOG similarity. Curves are
   mean +- 1 std over the ImageNet test images (the paper: 200 images of 10 classes; here the test
   bed's 200 ILSVRC2012 validation images of the 10 Imagenette classes, 20 per class).
 
-Methods: Gradient, Guided Backprop, Integrated Gradients, Gradient x Input, GradCAM on ``Mixed_7c``,
-Guided GradCAM, and the SmoothGrad / VarGrad variants of Gradient, GBP and IG. Settings as the
-original code (``docs/REFERENCE.md``): SmoothGrad ``stdev_spread`` 0.15 and 50 samples (plain
-mean), IG 50 steps with the zero baseline, inputs in [-1, 1] resized to 299 x 299.
+Methods: Gradient, Guided Backprop, Integrated Gradients, Gradient x Input, GradCAM on the last block
+(Inception v3: ``Mixed_7c``; EfficientNet-Lite0: ``head_relu``), Guided GradCAM, and the SmoothGrad /
+VarGrad variants of Gradient, GBP and IG. Settings as the original code (``docs/REFERENCE.md``):
+SmoothGrad ``stdev_spread`` 0.15 and 50 samples (plain mean), IG 50 steps with the zero baseline,
+inputs in [-1, 1] resized to 299 x 299 (EfficientNet-Lite0: 224 x 224, then its own ``(x - 127) / 128``).
 
 Named settings (config fields): ``target="prediction"`` explains the randomized model's own argmax
 as the original code did (it recomputes the argmax after randomizing), ``"label"`` the true class
@@ -20,7 +25,7 @@ from their own initializers (BatchNorm moving statistics kept), ``"paper"`` ever
 truncated normal with std 0.01; SSIM and HOG are computed without absolute value, as the paper says
 it did for ImageNet (``ssim_hog_absolute=True`` for the absolute masks).
 
-Needs the real TF-slim checkpoint (config ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT``);
+Inception v3 needs the real TF-slim checkpoint (config ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT``);
 :func:`experiments.imagenet_inputs.load_inception` refuses an untrained one, so these figures are
 never drawn from random weights.
 
@@ -41,8 +46,8 @@ from experiments.common import Claim
 from tf_sanity import checks, visualize
 from tf_sanity.checks import metrics
 
-NAME = "sc_inception_randomization"
-TITLE = ("Sanity Checks Fig. 2-5: cascading and independent randomization of Inception v3 "
+NAME = "sc_imagenet_randomization"
+TITLE = ("Sanity Checks Fig. 2-5: cascading and independent randomization of a trained ImageNet network "
          "(mask grids; Spearman, SSIM, HOG curves)")
 ARRAYS = True
 
@@ -60,13 +65,17 @@ class Config:
     Attributes:
       subset, images: test-bed images for the curves (evenly spread over `subset`, i.e. over its classes).
       demo: the image of the Fig. 2 / 3 grids (test-bed path; the paper's junco).
-      stages: blocks to randomize, top down; () = all 17 of ``slim_models.RANDOMIZATION_ORDER``.
+      stages: blocks to randomize, top down; () = all of the network's (Inception v3: the 17 of
+        ``slim_models.RANDOMIZATION_ORDER``; EfficientNet-Lite0: fc, conv_head, block15 ... block0, stem).
       modes: ``"cascading"`` and/or ``"independent"``.
-      methods: :data:`tf_sanity.METHODS` names; gradcam_layer: GradCAM's layer.
+      methods: :data:`tf_sanity.METHODS` names; gradcam_layer: GradCAM's layer ('' = the network's).
       ig_steps, samples: IG steps and SmoothGrad / VarGrad samples.
       policy: randomization policy; target: ``"prediction"`` or ``"label"`` (see the module docstring).
       ssim_hog_absolute: SSIM and HOG of absolute masks instead of signed ones.
-      size, central_fraction: input side and crop (1.0: the whole image, as the original notebooks).
+      size, central_fraction: input side (0: the network's) and crop (1.0: the whole image, as the
+        original notebooks).
+      model: the trained ImageNet network (:data:`experiments.imagenet_inputs.NETWORKS`; ``"auto"``:
+        Inception v3 with a checkpoint, else EfficientNet-Lite0).
       checkpoint: TF-slim inception_v3.ckpt; '' = ``$TF_SANITY_INCEPTION_CKPT``.
     """
 
@@ -76,14 +85,15 @@ class Config:
     stages: tuple = ()
     modes: tuple = MODES
     methods: tuple = METHODS
-    gradcam_layer: str = "Mixed_7c"
+    gradcam_layer: str = ""
     ig_steps: int = 10
     samples: int = 5
     policy: str = "original_code"
     target: str = "prediction"
     ssim_hog_absolute: bool = False
-    size: int = 299
+    size: int = 0
     central_fraction: float = 1.0
+    model: str = "auto"
     checkpoint: str = ""
     seed: int = 0
     data_dir: str = ""
@@ -94,17 +104,17 @@ PRESETS = {"quick": Config(), "paper": Config(images=200, ig_steps=50, samples=5
 
 
 def stages(config):
-    from slim_models import RANDOMIZATION_ORDER
-    return list(config.stages or RANDOMIZATION_ORDER)
+    return list(config.stages or imagenet_inputs.network(config).stages())
+
+
+resolve = imagenet_inputs.resolve
+variant = imagenet_inputs.variant
+inputs = imagenet_inputs.network_fingerprint
 
 
 def requires(config):
-    imagenet_inputs.require_checkpoint(config)
+    imagenet_inputs.network(config).requires(config)
     imagenet_inputs.folder(config)
-
-
-def inputs(config):
-    return imagenet_inputs.fingerprint(config)
 
 
 def units(config):
@@ -115,16 +125,17 @@ def units(config):
 def _setup(config, context):
     """Loads (once per run) the model, the test images, the demo image and the trained model's masks."""
     if "model" not in context:
-        _, x, labels = imagenet_inputs.load(config, config.subset, config.images, config.size, config.central_fraction)
-        model, _ = imagenet_inputs.load_inception(config, x, labels)
+        _, x, labels, model, _ = imagenet_inputs.load_network(config, config.subset, config.images)
         _, demo, demo_label = imagenet_inputs.load(config, config.demo, 1, config.size, config.central_fraction)
+        demo = imagenet_inputs.network(config).prepare(demo)
         context.update(model=model, x=x, labels=labels, demo=demo, demo_label=demo_label)
     return context
 
 
 def _targets(config, labels):
-    from slim_models import imagenet
-    return imagenet.to_slim_index(labels) if config.target == "label" else checks.randomization_test.PREDICTED
+    if config.target == "label":
+        return imagenet_inputs.network(config).classes(labels)
+    return checks.randomization_test.PREDICTED
 
 
 def _originals(config, context, key):
@@ -182,7 +193,7 @@ def _grid(config, arrays, mode, visual):
     cols = ["original"] + stages(config)
     masks = [[a[f"original/{m}"] if c == "original" else a[f"{c}/{m}"] for c in cols] for m in config.methods]
     return visualize.grid(masks, [tf_sanity.LABELS[m] for m in config.methods], cols, mode=visual, image=a["x"],
-                          title=f"Inception v3, {mode} randomization ({visual}); columns: randomized block"
+                          title=f"{imagenet_inputs.network(config).title}, {mode} randomization ({visual}); columns: randomized block"
                           + (" and all above" if mode == "cascading" else ""))
 
 
@@ -206,7 +217,7 @@ def plot(rows, config, arrays):
                     config.methods, stages(config), f"{mode}: {metric.replace('_', ' ')}", tf_sanity.LABELS)
             axes[0].set_ylabel("similarity to the trained model's masks")
             axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
-            fig.suptitle(f"Inception v3, {mode} randomization: {config.images} images, mean +- 1 std "
+            fig.suptitle(f"{imagenet_inputs.network(config).title}, {mode} randomization: {config.images} images, mean +- 1 std "
                          f"(target: {config.target}, policy: {config.policy})", fontsize=9)
             fig.tight_layout()
             figs[f"{fig_no}-{mode}"] = fig
@@ -225,17 +236,18 @@ def claims(rows, config):
     top, second, bottom = order[0], order[1], order[-1]
     upper = order[1:len(order) // 2]   # randomized from the top down to the middle blocks
     casc = dict(mode="cascading")
+    on = f" (on {imagenet_inputs.network(config).title})"
     out = []
     if "gradient" in config.methods:
         g = _mean(rows, **casc, method="gradient", stage=top, metric="spearman_signed")
-        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 4 (Inception v3)", "the gradient is sensitive to model "
+        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 4" + on, "the gradient is sensitive to model "
                          f"parameter randomization: its signed Spearman drops to ~0 once {top} is randomized",
                          f"{g:.3f} at {top}", abs(g) < 0.2, "~0", "|rho| < 0.2"))
     if {"guided_backprop", "gradient"} <= set(config.methods):
         gbp = [_mean(rows, **casc, method="guided_backprop", stage=s, metric="spearman_abs") for s in upper]
         grad = [_mean(rows, **casc, method="gradient", stage=s, metric="spearman_abs") for s in upper]
         low = _mean(rows, **casc, method="guided_backprop", stage=bottom, metric="spearman_abs")
-        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 4", "Guided Backprop is invariant to higher layer weights: "
+        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 4" + on, "Guided Backprop is invariant to higher layer weights: "
                          "it stays similar while the upper blocks are randomized, more than Gradient, and changes once "
                          "the lower layers are randomized", f"GBP abs Spearman over {upper[0]}..{upper[-1]}: mean "
                          f"{np.mean(gbp):.2f} (Gradient {np.mean(grad):.2f}); all blocks randomized: {low:.2f}",
@@ -243,12 +255,12 @@ def claims(rows, config):
                          "GBP > Gradient + 0.1 on the upper blocks; lower at the bottom"))
     if "guided_gradcam" in config.methods:
         ggc = np.mean([_mean(rows, **casc, method="guided_gradcam", stage=s, metric="spearman_abs") for s in upper])
-        out.append(Claim("Sanity Checks, Sec. 3", "Guided GradCAM, like Guided Backprop, stays similar while the "
+        out.append(Claim("Sanity Checks, Sec. 3" + on, "Guided GradCAM, like Guided Backprop, stays similar while the "
                          "upper blocks are randomized", f"abs Spearman over {upper[0]}..{upper[-1]}: {ggc:.2f}",
                          ggc > 0.5, "", "> 0.5"))
     if "gradcam" in config.methods:
         gc = _mean(rows, **casc, method="gradcam", stage=top, metric="spearman_abs")
-        out.append(Claim("Sanity Checks, Sec. 3", "GradCAM is sensitive to model weights when the randomization is "
+        out.append(Claim("Sanity Checks, Sec. 3" + on, "GradCAM is sensitive to model weights when the randomization is "
                          f"downstream of the last convolutional layer ({config.gradcam_layer})",
                          f"abs Spearman with {top} randomized: {gc:.2f}", gc < 0.5, "", "< 0.5"))
     for method in ("integrated_gradients", "gradient_x_input"):
@@ -256,7 +268,7 @@ def claims(rows, config):
             signed = _mean(rows, **casc, method=method, stage=second, metric="spearman_signed")
             absolute = _mean(rows, **casc, method=method, stage=second, metric="spearman_abs")
             ssim = _mean(rows, **casc, method=method, stage=second, metric="ssim")
-            out.append(Claim("Sanity Checks, Sec. 3 / Figs. 4-5", f"{tf_sanity.LABELS[method]}: re-initialization "
+            out.append(Claim("Sanity Checks, Sec. 3 / Figs. 4-5" + on, f"{tf_sanity.LABELS[method]}: re-initialization "
                              "disrupts the sign (signed Spearman ~0 almost as soon as the top layers are randomized) "
                              "while the absolute maps and SSIM stay similar", f"with {top}..{second} randomized: "
                              f"signed {signed:.3f}, abs {absolute:.2f}, SSIM {ssim:.2f}",
@@ -266,7 +278,7 @@ def claims(rows, config):
         ind = dict(mode="independent", method="guided_backprop", metric="spearman_abs")
         hi = np.mean([_mean(rows, **ind, stage=s) for s in order[:len(order) // 2]])
         lo = _mean(rows, **ind, stage=bottom)
-        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 3", "independent randomization agrees: Guided Backprop is "
+        out.append(Claim("Sanity Checks, Sec. 3 / Fig. 3" + on, "independent randomization agrees: Guided Backprop is "
                          "invariant to higher layer weights and changes when a lower convolution is randomized",
                          f"GBP abs Spearman, upper blocks alone: {hi:.2f}; {bottom} alone: {lo:.2f}", hi > lo + 0.1,
                          "", "upper > lowest + 0.1"))
