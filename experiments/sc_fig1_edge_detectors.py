@@ -130,7 +130,9 @@ def compute(config, unit, context):
     gray = (imagenet_inputs.grayscale(x)[0, ..., 0] + 1) / 2
     edges = edge_maps(gray, config)
     base = dict(image=i, file=ctx["names"][i], reference="sobel")
-    arrays = {"x": x[0], **{f"edge/{k}": v for k, v in edges.items()}}
+    # appendix Fig. 34: the input multiplied element-wise by the edge detector's output
+    x_sobel = (x[0] + 1) / 2 * edges["sobel"][..., None]
+    arrays = {"x": x[0], "x_edge/sobel": x_sobel, **{f"edge/{k}": v for k, v in edges.items()}}
     compared = {k: v for k, v in edges.items() if k != "sobel"}
     compared["random"] = metrics.random_mask(gray.shape, "gaussian", seed=[config.seed, i])
     if config.methods:
@@ -142,10 +144,15 @@ def compute(config, unit, context):
     for name, mask in compared.items():
         # an RGB mask meets the Sobel map copied to its channels, so both get the same normalization
         sobel = np.broadcast_to(edges["sobel"][..., None], mask.shape) if mask.ndim == 3 else edges["sobel"]
-        for metric, fn in SIMILARITIES.items():
-            rows.append(dict(base, method=name, kind="method" if name in config.methods else "reference",
-                             metric=metric, value=float(fn(mask, sobel)), target=config.target,
-                             ig_steps=config.ig_steps, samples=config.samples))
+        references = {"sobel": sobel}
+        if name in config.methods:
+            references["input_x_sobel"] = x_sobel
+        for reference, target in references.items():
+            for metric, fn in SIMILARITIES.items():
+                rows.append(dict(base, reference=reference, method=name,
+                                 kind="method" if name in config.methods else "reference", metric=metric,
+                                 value=float(fn(mask, target)), target=config.target, ig_steps=config.ig_steps,
+                                 samples=config.samples))
     return rows, arrays
 
 
@@ -174,7 +181,9 @@ def plot(rows, config, arrays):
                      f"detectors" if config.methods else "edge detectors", fontsize=8)
         fig.tight_layout()
         figs["masks"] = fig
-    stats = mean_std(rows, by=("method", "metric"))
+        if config.methods:
+            figs["fig34"] = _input_times_edges(config, arrays, shown)
+    stats = mean_std([r for r in rows if r.get("reference", "sobel") == "sobel"], by=("method", "metric"))
     names = [m for m in tuple(config.methods) + tuple(d for d in config.detectors if d != "sobel") + ("random",)
              if (m, "spearman_abs_to_sobel") in stats]
     fig, axes = plt.subplots(1, len(SIMILARITIES), figsize=(4.2 * len(SIMILARITIES), 3.2))
@@ -192,8 +201,18 @@ def plot(rows, config, arrays):
     return figs
 
 
-def _mean(rows, method, metric):
-    values = [r["value"] for r in rows if r["method"] == method and r["metric"] == metric]
+def _input_times_edges(config, arrays, shown):
+    """Appendix Fig. 34: the masks next to the input multiplied element-wise by the Sobel edge map."""
+    masks = [[arrays[u]["x_edge/sobel"]] + [arrays[u][f"mask/{m}"] for m in config.methods] for u in shown]
+    return visualize.grid(masks, [u.split("/")[-1] for u in shown],
+                          ["input x Sobel"] + [tf_sanity.LABELS[m] for m in config.methods], mode="abs",
+                          image=None, title=f"{imagenet_inputs.network(config).title}: saliency masks next to the "
+                          "input multiplied by an edge detector's output (appendix Fig. 34)")
+
+
+def _mean(rows, method, metric, reference="sobel"):
+    values = [r["value"] for r in rows if r["method"] == method and r["metric"] == metric
+              and r.get("reference", "sobel") == reference]
     return float(np.nanmean(values)) if values else float("nan")
 
 
@@ -221,4 +240,9 @@ def claims(rows, config):
                      f"{sum(v > rand + 0.1 for v in sim.values())} of {len(sim)} methods exceed the random mask's "
                      f"{rand:.3f} by 0.1 ({text})", all(v > rand + 0.1 for v in sim.values()), "",
                      "every method > random + 0.1"))
+    product = {m: _mean(rows, m, metric, "input_x_sobel") for m in config.methods}
+    out.append(Claim(paper.replace("Fig. 1", "appendix Fig. 34"), "saliency masks next to the input multiplied by "
+                     "an edge detector's output (reported: Spearman (abs) of each mask with input x Sobel)",
+                     ", ".join(f"{tf_sanity.LABELS[m]} {v:.2f}" for m, v in sorted(product.items(), key=lambda kv: -kv[1])),
+                     None, "", "reported"))
     return out
