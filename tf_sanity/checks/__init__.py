@@ -3,7 +3,8 @@ similarity convergence (Adebayo et al. 2018; Sundararajan & Taly 2018; Sixt et a
 
 * :func:`model_randomization`, :func:`data_randomization` (:mod:`.randomization_test`): the tests
   as tidy rows;
-* :mod:`.randomization`: reversible, seeded re-initialization of weight groups;
+* :mod:`.randomization`: reversible, seeded re-initialization of weight groups; :mod:`.groups`: the
+  default groups (named blocks of keras.applications-style models, :func:`grouping`);
 * :mod:`.metrics`: the papers' similarity measures; :mod:`.statistics`: bootstrap intervals;
 * :mod:`.csc`: cosine similarity convergence and the checks of "When Explanations Lie".
 
@@ -18,9 +19,10 @@ _EXPORTS = {
     "explain_methods": "tf_sanity.checks.randomization_test",
     "stage_groups": "tf_sanity.checks.randomization_test",
     "ORDERS": "tf_sanity.checks.randomization_test",
+    "grouping": "tf_sanity.checks.groups",
     "SIMILARITIES": "tf_sanity.checks.randomization_test",
 }
-_SUBMODULES = ("csc", "metrics", "randomization", "randomization_test", "statistics")
+_SUBMODULES = ("csc", "groups", "metrics", "randomization", "randomization_test", "statistics")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

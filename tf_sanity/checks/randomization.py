@@ -1,7 +1,9 @@
 """Model parameter randomization (Adebayo et al. 2018, Sec. 3).
 
-A model's weights are split into ordered, named *groups* (default: every layer with weights, top
-down; a model may carry its own ``randomization_groups``, e.g. Inception v3's 17 blocks). Two tests:
+A model's weights are split into ordered, named *groups*, top down. The default is the model's own
+``randomization_groups`` (e.g. Inception v3's 17 blocks), else its named blocks (ResNet's
+``conv4_block2``, MobileNetV2's ``block_6``, ... found by :mod:`tf_sanity.checks.groups`), else every
+layer with weights. Two tests:
 
 * :func:`cascading`: randomize the top group, then also the next, ... (Fig. 2, Fig. 4);
 * :func:`independent`: randomize one group at a time, from the trained weights (Fig. 3).
@@ -30,6 +32,7 @@ import numpy as np
 
 from tf_sanity.errors import SanityError, unknown_name
 from tf_sanity.attribution.graph import leaf_layers
+from tf_sanity.checks.groups import grouping
 
 INITS = ("truncated_normal", "uniform", "layer")
 BATCHNORM = ("all", "trainable")
@@ -71,11 +74,12 @@ def group_seed(seed, name):
 
 
 def default_groups(model):
-    """The model's own ``randomization_groups``, else every layer with weights, top down."""
-    own = getattr(model, "randomization_groups", None)
-    if own:
-        return [(name, list(layers)) for name, layers in own]
-    return [(layer.name, [layer.name]) for layer in reversed(leaf_layers(model)) if layer.weights]
+    """The model's own ``randomization_groups``, else its named blocks, else every layer with weights.
+
+    Top down. :func:`tf_sanity.checks.groups.grouping` says which of the three a model gets, and why a
+    model gets no blocks.
+    """
+    return grouping(model).groups
 
 
 def resolve_groups(model, groups=None):

@@ -157,7 +157,8 @@ def model_randomization(model, images, targets, methods, *, order="top_down", si
         layer upward) or ``"independent"`` (one group at a time, the others trained).
       similarities: names in :data:`SIMILARITIES` or a dict name -> ``f(original, randomized, inputs)``.
       groups: randomization groups (:func:`tf_sanity.checks.randomization.resolve_groups`); default:
-        the model's own (e.g. Inception v3's 17 blocks), else every layer with weights.
+        the model's own (e.g. Inception v3's 17 blocks), else its named blocks
+        (:func:`tf_sanity.checks.groups.grouping`), else every layer with weights.
       policy, seed: re-initialization (:mod:`tf_sanity.checks.randomization`); each group's values
         derive from (seed, group name), whatever the order.
       settings: per-method settings: a dict method -> settings, or a function method -> settings.
