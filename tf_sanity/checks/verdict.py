@@ -15,6 +15,11 @@ low ends to halfway between their high ends. At that stage the method is
   reaches the edge detector's): it is as similar across model states as a map that ignores the model;
 * **undecided** otherwise (the interval reaches into the band).
 
+The band, not an overlap with the edge detector's own interval, marks the insensitive end: for a rank
+similarity that interval is exactly [1, 1] (the map does not change), which no method computed through
+the model reaches, however little it depends on the parameters. The rule reads similarities (higher =
+more alike); eMPRT's complexity rise is not one, and its controls do not bracket it (both stay at 0).
+
 The verdict of a cascading order (``top_down``, ``bottom_up``) is the class at its last stage, the
 fully randomized model: "sensitive to the parameters", "insensitive (fails the check)" for an
 edge-like method, else "inconclusive". For ``independent`` (one group randomized at a time), the
