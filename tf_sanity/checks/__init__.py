@@ -6,7 +6,9 @@ similarity convergence (Adebayo et al. 2018; Sundararajan & Taly 2018; Sixt et a
 * :mod:`.randomization`: reversible, seeded re-initialization of weight groups; :mod:`.groups`: the
   default groups (named blocks of keras.applications-style models, :func:`grouping`);
 * :mod:`.metrics`: the papers' similarity measures; :mod:`.statistics`: bootstrap intervals;
-* :mod:`.csc`: cosine similarity convergence and the checks of "When Explanations Lie".
+* :mod:`.csc`: cosine similarity convergence and the checks of "When Explanations Lie";
+* :mod:`.refinements`: smooth and efficient MPRT (Hedström et al. 2023);
+* :mod:`.controls`: the edge-detector and random controls; :mod:`.verdict`: verdicts between them.
 
 Names are imported on first use (``tf_sanity.checks.statistics`` loads no TensorFlow).
 """
@@ -21,8 +23,12 @@ _EXPORTS = {
     "ORDERS": "tf_sanity.checks.randomization_test",
     "grouping": "tf_sanity.checks.groups",
     "SIMILARITIES": "tf_sanity.checks.randomization_test",
+    "smooth_mprt": "tf_sanity.checks.refinements",
+    "efficient_mprt": "tf_sanity.checks.refinements",
+    "verdicts": "tf_sanity.checks.verdict",
 }
-_SUBMODULES = ("csc", "groups", "metrics", "randomization", "randomization_test", "statistics")
+_SUBMODULES = ("controls", "csc", "groups", "metrics", "randomization", "randomization_test", "refinements",
+               "statistics", "verdict")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

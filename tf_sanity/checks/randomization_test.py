@@ -107,13 +107,13 @@ class _Explainer:
         return np.asarray(self.targets)
 
     def explain(self, model, targets):
-        return {m: methods_lib.explain(model, self.images, m, targets, **_settings_for(self.settings, m))
-                for m in self.methods}
+        return {name: methods_lib.explain(model, self.images, m, targets, **_settings_for(self.settings, name))
+                for name, m in self.methods.items()}
 
     def rows(self, originals, masks, sims, **keys):
         out = []
         for method, randomized in masks.items():
-            compared = Compared(self.images, methods_lib.get(method), _settings_for(self.settings, method))
+            compared = Compared(self.images, self.methods[method], _settings_for(self.settings, method))
             for metric, fn in sims.items():
                 values = np.atleast_1d(fn(originals[method], randomized, compared))
                 out += [dict(keys, method=method, metric=metric, image=i, value=float(v))
@@ -127,11 +127,12 @@ def explain_methods(model, images, targets, methods, settings=None):
     return explainer.explain(model, explainer.targets_for(model))
 
 
-def _check_methods(method_names):
-    names = [method_names] if isinstance(method_names, str) else list(method_names)
-    for name in names:
-        methods_lib.get(name)  # unknown names fail before any work
-    return names
+def _check_methods(methods):
+    """``{name: Method}`` of names in :data:`tf_sanity.METHODS` and/or unregistered :class:`Method` objects
+    (e.g. the controls of :mod:`tf_sanity.checks.controls`); unknown names fail before any work."""
+    items = [methods] if isinstance(methods, (str, methods_lib.Method)) else list(methods)
+    resolved = [methods_lib.get(m) for m in items]
+    return {m.name: m for m in resolved}
 
 
 def stage_groups(model, order, groups=None):
@@ -152,7 +153,8 @@ def model_randomization(model, images, targets, methods, *, order="top_down", si
         bit-identical when the iteration ends or is abandoned.
       images: ``[B, ...]`` inputs; targets: one class per image, or ``"predicted"`` (each model
         state's own argmax, as the original code did for Inception v3).
-      methods: method names (:data:`tf_sanity.METHODS`).
+      methods: method names (:data:`tf_sanity.METHODS`) and/or :class:`~tf_sanity.attribution.methods.Method`
+        objects that need not be registered (rows and `settings` / `originals` keys use their names).
       order: ``"top_down"`` (cascading from the logits), ``"bottom_up"`` (cascading from the input
         layer upward) or ``"independent"`` (one group at a time, the others trained).
       similarities: names in :data:`SIMILARITIES` or a dict name -> ``f(original, randomized, inputs)``.
