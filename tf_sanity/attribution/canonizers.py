@@ -40,7 +40,8 @@ into it (zennit's ``MergeBatchNorm``): at inference BN computes ``gamma * (z - m
 (scaled along the output-channel axis) and bias ``(b - mean) * s + beta``. The kernel layer's rule is
 applied to that map (e.g. ``z_ij = x_i w_ij s_j``); the folded BN passes the signal on unchanged.
 A depthwise kernel ``[kh, kw, C, M]`` has output channel ``c * M + m``: BN's
-scale is reshaped to ``[C, M]`` before it multiplies the kernel. The folded weights are computed from the variables each time the graph runs, so weights randomized
+scale is reshaped to ``[C, M]`` before it multiplies the kernel. The folded weights are computed from the
+variables each time the graph runs, so weights randomized
 in place are seen. A BN after a ReLU, or after a layer with several consumers, is not folded and
 counts as its own channel-wise affine layer.
 """

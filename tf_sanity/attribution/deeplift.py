@@ -57,7 +57,8 @@ rescale_relu = relu_rule(_rescale_backward)
 def rescale_composite():
     """Rescale ReLUs, the product rule at gates, plain gradients elsewhere (linear layers, sums);
     unsupported layers raise a SanityError."""
-    return strict_composite("deeplift_rescale", relu=rescale_relu, gate=PRODUCT_DIFFERENCE, rule_name="DeepLIFT rescale")
+    return strict_composite("deeplift_rescale", relu=rescale_relu, gate=PRODUCT_DIFFERENCE,
+                            rule_name="DeepLIFT rescale")
 
 
 @backprop_method("deeplift", "DeepLIFT Resc.", signal="contribution", multiplies_by_input=True,

@@ -38,14 +38,20 @@ EXACT_TYPES = SHAPE_TYPES + (L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D, L.G
 
 def leaf_layers(model):
     """All layers of `model` that hold no sub-layers, nested models flattened, in model order."""
+    return _flatten(model.layers, lambda layer: _is_model(layer) or bool(getattr(layer, "layers", None)),
+                    leaf_layers)
+
+
+def _flatten(items, nested, flatten):
+    """`items` with each nested one replaced by ``flatten(item)``; records nested models' boundaries."""
     out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model) or (hasattr(layer, "layers") and layer.layers):
-            if _is_model(layer):
-                _record_boundary(layer)
-            out.extend(leaf_layers(layer))
-        else:
-            out.append(layer)
+    for item in items:
+        if not nested(item):
+            out.append(item)
+            continue
+        if _is_model(item):
+            _record_boundary(item)
+        out.extend(flatten(item))
     return out
 
 
@@ -85,14 +91,7 @@ def leaf_operations(model):
         raise SanityError(f"model {model.name!r} ({type(model).__name__}) is a subclassed model: the operations "
                           f"in its call() cannot be reached by backward rules; build it as a functional or "
                           f"Sequential model, or use a gradient method")
-    out = []
-    for op in fn.operations:
-        if _is_model(op):
-            _record_boundary(op)
-            out.extend(leaf_operations(op))
-        else:
-            out.append(op)
-    return out
+    return _flatten(fn.operations, _is_model, leaf_operations)
 
 
 def _record_boundary(nested):
