@@ -12,6 +12,7 @@ import pytest
 import tf_sanity
 from tf_sanity import SanityError
 from tf_sanity.attribution import canonizers, graph
+from tf_sanity.attribution.patterns import fit_patterns
 from tests import numpy_backprop as nb
 from tests import tiny_nets
 
@@ -200,6 +201,8 @@ def test_rules_reach_the_layers_of_a_nested_backbone_and_fold_its_batchnorm():
     for method in ("lrp_epsilon", "lrp_alpha2beta1", "deeplift", "deep_taylor", "guided_backprop"):
         a = tf_sanity.explain(nested, x, method, TARGETS)
         np.testing.assert_allclose(a, tf_sanity.explain(flat, x, method, TARGETS), rtol=1e-5, atol=1e-7)
+    with pytest.raises(SanityError, match="'c1' is inside a nested model"):
+        fit_patterns(nested, x)
     gradient = tf_sanity.explain(nested, x, "gradient", TARGETS)
     assert not np.allclose(tf_sanity.explain(nested, x, "guided_backprop", TARGETS), gradient)
 

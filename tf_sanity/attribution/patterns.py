@@ -37,7 +37,7 @@ import tensorflow as tf
 from tf_sanity.attribution import engine
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.canonizers import Affine, feeds_relu, layer_kind
-from tf_sanity.attribution.graph import DEPTHWISE_TYPES, SEPARABLE_TYPES, input_tensor, leaf_layers
+from tf_sanity.attribution.graph import DEPTHWISE_TYPES, SEPARABLE_TYPES, input_tensor, leaf_layers, model_graph
 from tf_sanity.attribution.methods import backprop_method
 from tf_sanity.attribution.rules import AffineRule, safe_divide, strict_composite, vjp
 from tf_sanity.errors import SanityError
@@ -131,6 +131,12 @@ def fit_patterns(model, images, *, batch_size=128):
     layers = pattern_layers(model)
     if not layers:
         raise SanityError(f"model {model.name!r} has no Dense/Conv layer to fit patterns for")
+    own = {id(layer) for layer in (model_graph(model) or model).layers}
+    nested = [layer.name for layer in layers if id(layer) not in own]
+    if nested:
+        raise SanityError(f"fit_patterns reads layer inputs from the model's own graph, and layer {nested[0]!r} is "
+                          f"inside a nested model; build the model flat, e.g. keras.Model(base.input, "
+                          f"head(base.output))")
     stats = _statistics_function(model, layers)
     sums = None
     for start in range(0, len(x), batch_size):
