@@ -232,3 +232,33 @@ def patches(x, kernel_shape, strides=1, padding="valid"):
         oh, ow = (h - kh) // strides + 1, (w - kw) // strides + 1
     return np.array([x[oy * strides:oy * strides + kh, ox * strides:ox * strides + kw].ravel()
                      for oy in range(oh) for ox in range(ow)])
+
+
+# ----------------------------------------------------------------------------- merges
+
+def lrp_sum(operands, R, epsilon=0.0):
+    """LRP through ``z = sum_k x_k`` (a residual Add): ``R_k = x_k / (z + eps sign(z)) R``, element-wise,
+    ``sign(0) = +1`` (zennit's Norm rule on a Sum; Montavon et al. 2019)."""
+    z = sum(operands)
+    den = z + epsilon * np.where(z >= 0, 1.0, -1.0)
+    ratio = np.divide(R, den, out=np.zeros_like(R), where=den != 0)
+    return [x * ratio for x in operands]
+
+
+def residual_lrp(weights, x, target, epsilon):
+    """LRP-epsilon through the dense residual net of ``tiny_nets.dense_residual_net``.
+
+    ``a = relu(W1 x + b1)``, ``c = W2 a + b2``, ``r = relu(c + a)``, ``out = W3 r + b3``.
+    """
+    (w1, b1), (w2, b2), (w3, b3) = weights
+    a = np.maximum(x @ w1 + b1, 0)
+    c = a @ w2 + b2
+    r = np.maximum(c + a, 0)
+    out = r @ w3 + b3
+    R = np.zeros_like(out)
+    R[target] = out[target]
+    kw = {"epsilon": epsilon}
+    R_r = lrp_affine("epsilon", w3, b3, r, R, **kw)
+    R_c, R_skip = lrp_sum([c, a], R_r, epsilon)
+    R_a = lrp_affine("epsilon", w2, b2, a, R_c, **kw) + R_skip
+    return lrp_affine("epsilon", w1, b1, x, R_a, **kw)

@@ -247,7 +247,7 @@ def unsupported_net(kind):
     if kind == "tanh":
         layer = keras.layers.Activation("tanh", name="my_tanh")
     else:
-        layer = keras.layers.LayerNormalization(name="my_norm")
+        layer = keras.layers.UnitNormalization(name="my_norm")
     model = keras.Model(inp, keras.layers.Dense(3, name="logits")(layer(h)))
     return model, layer.name
 
@@ -255,7 +255,7 @@ def unsupported_net(kind):
 @pytest.fixture(scope="module")
 def unsupported_nets():
     out = {}
-    for kind in ("tanh", "layer_norm"):
+    for kind in ("tanh", "unit_norm"):
         model, layer = unsupported_net(kind)
         x = tiny_nets.images(len(TARGETS), (6,), LOW, HIGH, seed=9)
         patterns = fit_patterns(model, tiny_nets.images(20, (6,), LOW, HIGH, seed=10))
@@ -282,11 +282,11 @@ def rule_cases():
             continue  # the plain gradient (test_plain_gradient_...), or no spatial layer here
         yield pytest.param(name, "tanh", "error", id=f"{name}-tanh")
         if composite.layer_rule is not None:
-            yield pytest.param(name, "layer_norm", "error", id=f"{name}-layer_norm")
+            yield pytest.param(name, "unit_norm", "error", id=f"{name}-unit_norm")
         else:
-            # Only the ReLU rule differs from the gradient (guided backprop): a LayerNormalization
+            # Only the ReLU rule differs from the gradient (guided backprop): a UnitNormalization
             # has no ReLU, so its plain gradient is the method's backward step there.
-            yield pytest.param(name, "layer_norm", "explains", id=f"{name}-layer_norm-relu_rule_only")
+            yield pytest.param(name, "unit_norm", "explains", id=f"{name}-unit_norm-relu_rule_only")
 
 
 @pytest.mark.parametrize("name, kind, expect", rule_cases())
@@ -307,7 +307,7 @@ def test_rules_raise_a_one_line_error_naming_an_unsupported_layer(name, kind, ex
 
 
 @pytest.mark.parametrize("name", PLAIN_GRADIENT_METHODS)
-@pytest.mark.parametrize("kind", ["tanh", "layer_norm"])
+@pytest.mark.parametrize("kind", ["tanh", "unit_norm"])
 def test_plain_gradient_methods_explain_layers_without_rules(name, kind, unsupported_nets):
     net, _ = unsupported_nets[kind]
     mask = explain(METHODS[name], net)

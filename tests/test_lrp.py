@@ -182,14 +182,18 @@ def test_batchnorm_after_relu_is_its_own_affine_layer():
     _close(tf_sanity.explain(model, x, "lrp_alpha1beta0", targets), _reference(net, x, targets, rules_of.get))
 
 
-def test_an_unsupported_layer_is_an_error_naming_layer_and_rule_and_the_model_is_restored():
+@pytest.mark.parametrize("norm, methods", [
+    ("UnitNormalization", (("lrp_z", "LRP-z"), ("lrp_alpha1beta0", "LRP-alpha1beta0"), ("deep_taylor", "z+"))),
+    # Ali et al. (2022)'s LN-rule is defined for LRP-z / epsilon only.
+    ("LayerNormalization", (("lrp_alpha1beta0", "LRP-alpha1beta0"), ("deep_taylor", "z+")))])
+def test_an_unsupported_layer_is_an_error_naming_layer_and_rule_and_the_model_is_restored(norm, methods):
     inp = keras.Input((5,))
     h = keras.layers.Dense(4, activation="relu")(inp)
-    h = keras.layers.LayerNormalization(name="my_norm")(h)
+    h = getattr(keras.layers, norm)(name="my_norm")(h)
     model = keras.Model(inp, keras.layers.Dense(2)(h))
     x = np.ones((1, 5), np.float32)
-    for method, rule in (("lrp_z", "LRP-z"), ("lrp_alpha1beta0", "LRP-alpha1beta0"), ("deep_taylor", "z+")):
-        with pytest.raises(SanityError, match=rf"rule '{re.escape(rule)}'.*'my_norm' \(LayerNormalization\)"):
+    for method, rule in methods:
+        with pytest.raises(SanityError, match=rf"rule '{re.escape(rule)}'.*'my_norm' \({norm}\)"):
             tf_sanity.explain(model, x, method, 0)
     assert not any("call" in vars(layer) for layer in model.layers)  # the rules were taken out again
     np.testing.assert_allclose(tf_sanity.explain(model, x, "gradient", 0).shape, (1, 5))

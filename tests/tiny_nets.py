@@ -80,3 +80,64 @@ def affine_steps(net):
 
 def images(n, shape, low=0.0, high=1.0, seed=1):
     return _rng(seed).uniform(low, high, (n, *shape)).astype(np.float32)
+
+
+def dense_residual_net(seed=0):
+    """6 -> Dense 5 relu (a) -> Dense 5 (c) -> Add(c, a) -> ReLU -> Dense 3, with biases.
+
+    Returns:
+      (model, [(W1, b1), (W2, b2), (W3, b3)] as float64) for ``numpy_backprop.residual_lrp``.
+    """
+    rng = _rng(seed)
+    inp = keras.Input((6,))
+    d1 = keras.layers.Dense(5, activation="relu", name="d1")
+    d2 = keras.layers.Dense(5, name="d2")
+    d3 = keras.layers.Dense(3, name="d3")
+    a = d1(inp)
+    h = keras.layers.ReLU(name="relu")(keras.layers.Add(name="add")([d2(a), a]))
+    model = keras.Model(inp, d3(h))
+    weights = []
+    for layer, (n_in, n_out) in zip((d1, d2, d3), ((6, 5), (5, 5), (5, 3))):
+        w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+        b = (0.3 * rng.standard_normal(n_out)).astype(np.float32)
+        layer.set_weights([w, b])
+        weights.append((w.astype(np.float64), b.astype(np.float64)))
+    return model, weights
+
+
+def _bn_weights(rng, n, bias):
+    gamma = rng.uniform(0.5, 1.5, n)
+    beta, mean = (0.2 * rng.standard_normal(n) * bias for _ in range(2))
+    return [np.asarray(v, np.float32) for v in (gamma, beta, mean, rng.uniform(0.5, 1.5, n))]
+
+
+def branching_net(seed=0, bias=True, data_format="channels_last"):
+    """A residual and branching conv net with every layer kind the rules canonize (no max pooling).
+
+    6x6x2 -> Rescaling(0.5, offset) -> Conv 3 relu (a) -> Conv 3 -> BN -> Add(., a) -> ReLU (r)
+    -> DepthwiseConv 3x3 x2 -> BN (folded per output channel C*M) -> ReLU -> Concatenate(., r)
+    -> SeparableConv 4 -> BN -> ReLU -> ZeroPadding -> AveragePooling 2 -> GlobalAveragePooling
+    -> Dense 3. With ``bias=False`` every bias, BN shift and offset is zero.
+    """
+    rng = _rng(seed)
+    L = keras.layers
+    inp = keras.Input((6, 6, 2))
+    h = L.Rescaling(0.5, offset=0.1 * bias, name="rescale")(inp)
+    a = L.Conv2D(3, 3, padding="same", activation="relu", use_bias=bias, name="conv_a")(h)
+    c = L.BatchNormalization(name="bn_c")(L.Conv2D(3, 3, padding="same", use_bias=bias, name="conv_c")(a))
+    r = L.ReLU(name="relu_r")(L.Add(name="add")([c, a]))
+    d = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, use_bias=bias, name="dw")(r)
+    d = L.ReLU(name="relu_d")(L.BatchNormalization(name="bn_dw")(d))
+    m = L.Concatenate(name="concat")([d, r])
+    s = L.SeparableConv2D(4, 3, padding="same", use_bias=bias, name="sep")(m)
+    s = L.ReLU(name="relu_s")(L.BatchNormalization(name="bn_sep")(s))
+    s = L.AveragePooling2D(2, name="avg")(L.ZeroPadding2D(1, name="pad")(s))
+    out = L.Dense(3, use_bias=bias, name="logits")(L.GlobalAveragePooling2D(name="gap")(s))
+    model = keras.Model(inp, out)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.set_weights(_bn_weights(rng, layer.gamma.shape[0], bias))
+        elif layer.weights:
+            layer.set_weights([(0.5 * rng.standard_normal(w.shape)).astype(np.float32) if "bias" not in w.path
+                               else (0.2 * rng.standard_normal(w.shape)).astype(np.float32) for w in layer.weights])
+    return model

@@ -3,7 +3,9 @@
 **Layer kinds.** :func:`layer_kind` sorts every leaf layer into one of:
 
 ==================  ==============================================================================
-``"kernel"``        ``Dense``, ``Conv1D/2D/3D``: the method's layer rule (LRP rule, pattern, ...).
+``"kernel"``        ``Dense``, ``Conv1D/2D/3D``, ``DepthwiseConv1D/2D`` and ``SeparableConv1D/2D``: the
+                    method's layer rule (LRP rule, pattern, ...). A separable conv is two linear maps,
+                    depthwise then pointwise (as Keras computes it); the rule is applied to each.
 ``"batchnorm"``     a ``BatchNormalization`` that is not folded: its own affine layer
                     ``z = scale * x + shift`` (channel-wise), with the composite's batchnorm rule.
 ``"folded"``        a ``BatchNormalization`` folded into the kernel layer before it (see below):
@@ -13,8 +15,18 @@
                     method here: ``InputLayer``, ``Flatten``, ``Reshape``, ``Permute``, dropout
                     and noise layers (identity at inference), max pooling (winner takes all, as
                     innvestigate and DeepLIFT's default), ``Concatenate``, zero padding,
-                    cropping, ``Identity``, and ``ReLU`` / ``Activation`` layers, whose ReLU gets
+                    cropping, ``Identity``, ConvNeXt's ``StochasticDepth`` (identity at inference),
+                    raw data-movement operations, and ``ReLU`` / ``Activation`` layers, whose ReLU gets
                     the composite's activation rule (any other activation is an error).
+``"elementwise"``   ``Rescaling``, ``Normalization``, ConvNeXt's ``LayerScale`` and raw ``x + c``,
+                    ``x * c``, ... (:mod:`~tf_sanity.attribution.operations`): an element-wise affine map
+                    ``z = s * x + o``, read off the layer's own call as ``o = f(0)``, ``s = f(1) - f(0)``.
+``"merge"``         ``Add``, ``Subtract``, ``Average`` and raw sums of two tensors (residual
+                    connections): :mod:`~tf_sanity.attribution.merge_rules`.
+``"gate"``          ``Multiply`` of a signal and a broadcast gate (squeeze-and-excitation):
+                    :mod:`~tf_sanity.attribution.merge_rules`.
+``"layernorm"``     ``LayerNormalization`` over the last axis: the normalizer held constant
+                    (Ali et al. 2022), :class:`Affine`.
 ``None``            anything else: a strict composite returns
                     :class:`tf_sanity.attribution.rules.Unsupported` for it and
                     :func:`tf_sanity.attribution.composites.applied` raises a ``SanityError`` naming the layer and
@@ -27,18 +39,24 @@ into it (zennit's ``MergeBatchNorm``): at inference BN computes ``gamma * (z - m
 + beta``, so with ``s = gamma / sqrt(var + eps)`` the pair is the affine map with kernel ``W * s``
 (scaled along the output-channel axis) and bias ``(b - mean) * s + beta``. The kernel layer's rule is
 applied to that map (e.g. ``z_ij = x_i w_ij s_j``); the folded BN passes the signal on unchanged.
-The folded weights are computed from the variables each time the graph runs, so weights randomized
+A depthwise kernel ``[kh, kw, C, M]`` has output channel ``c * M + m``: BN's
+scale is reshaped to ``[C, M]`` before it multiplies the kernel. The folded weights are computed from the
+variables each time the graph runs, so weights randomized
 in place are seen. A BN after a ReLU, or after a layer with several consumers, is not folded and
 counts as its own channel-wise affine layer.
 """
 
 import keras
 import tensorflow as tf
+from keras.src.applications import convnext
 
-from tf_sanity.attribution import composites, graph
+from tf_sanity.attribution import composites, graph, operations
 from tf_sanity.errors import SanityError
 
 L = keras.layers
+ELEMENTWISE_TYPES = (L.Rescaling, L.Normalization, convnext.LayerScale)
+MERGE_TYPES = (L.Add, L.Subtract, L.Average)
+IDENTITY_TYPES = (convnext.StochasticDepth,)  # identity at inference
 
 
 def _is_linear(fn):
@@ -73,7 +91,9 @@ def fold_target(bn):
 
 
 def layer_kind(layer):
-    """``"kernel"``, ``"batchnorm"``, ``"folded"``, ``"average"``, ``"exact"`` or None (unsupported)."""
+    """The kind of a leaf layer or raw operation (module docstring), or None (unsupported)."""
+    if not isinstance(layer, L.Layer):
+        return operations.op_kind(layer)
     if isinstance(layer, graph.KERNEL_TYPES):
         if getattr(layer, "quantization_mode", None) or getattr(layer, "lora_enabled", False):
             return None
@@ -84,9 +104,22 @@ def layer_kind(layer):
         return "folded" if fold_target(layer) is not None else "batchnorm"
     if isinstance(layer, graph.AVERAGE_TYPES):
         return "average"
-    if isinstance(layer, graph.EXACT_TYPES):
+    if isinstance(layer, graph.EXACT_TYPES + IDENTITY_TYPES):
         return "exact"
+    if isinstance(layer, ELEMENTWISE_TYPES):
+        return "elementwise"
+    if isinstance(layer, MERGE_TYPES):
+        return "merge"
+    if isinstance(layer, L.Multiply) and len(operations.tensor_operands(layer)) == 2:
+        return "gate"
+    if isinstance(layer, L.LayerNormalization) and _last_axis_only(layer) and not layer.rms_scaling:
+        return "layernorm"
     return None
+
+
+def _last_axis_only(layer):
+    axes = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis)
+    return len(axes) == 1 and axes[0] in (-1, len(layer.input.shape) - 1)
 
 
 def feeds_relu(layer):
@@ -108,19 +141,29 @@ def _broadcast_channels(values, rank, axis):
 
 
 class Affine:
-    """The canonized affine map ``z = linear(x, kernel) + bias`` of a kernel, BN or pooling layer.
+    """The canonized affine map ``z = linear(x, kernel) + bias`` of a kernel, BN, pooling, element-wise or
+    LayerNorm layer (or of one part of a separable conv: :func:`affine_parts`).
 
     ``linear`` is linear in both ``x`` and ``kernel``, so a rule may call it with modified kernels
     (positive part, patterns, ...) and modified inputs (bounds). Weights are read from the
     variables when called (inside the traced graph).
+
+    Args:
+      layer: the layer (or raw operation).
+      like: the layer's actual input; element-wise maps read ``s`` and ``o`` at its shape, and
+        LayerNorm holds its normalizer ``sigma(like)`` constant (Ali et al. 2022).
+      part: ``"depthwise"`` or ``"pointwise"`` for a separable conv's two maps.
     """
 
-    def __init__(self, layer):
+    KINDS = ("kernel", "batchnorm", "average", "elementwise", "layernorm")
+
+    def __init__(self, layer, like=None, part=None):
         self.layer = layer
         self.kind = layer_kind(layer)
-        if self.kind not in ("kernel", "batchnorm", "average"):
+        if self.kind not in self.KINDS:
             raise SanityError(f"layer {layer.name!r} ({type(layer).__name__}) is not an affine layer")
-        self.batchnorm = folded_batchnorm(layer) if self.kind == "kernel" else None
+        self.like, self.part = like, part
+        self.batchnorm = folded_batchnorm(layer) if self.kind == "kernel" and part != "depthwise" else None
 
     def _bn_scale_shift(self, bn, dtype):
         var = tf.cast(tf.convert_to_tensor(bn.moving_variance), dtype)
@@ -133,6 +176,14 @@ class Affine:
             shift = shift + tf.cast(tf.convert_to_tensor(bn.beta), dtype)
         return scale, shift
 
+    def _kernel(self, dtype):
+        layer = self.layer
+        if self.part == "depthwise":
+            return tf.cast(tf.convert_to_tensor(layer.depthwise_kernel), dtype), False
+        if self.part == "pointwise":
+            return tf.cast(tf.convert_to_tensor(layer.pointwise_kernel), dtype), layer.use_bias
+        return tf.cast(tf.convert_to_tensor(layer.kernel), dtype), layer.use_bias
+
     def weights(self, dtype=tf.float32):
         """``(kernel, bias)`` with any folded BN applied; bias None when there is none."""
         layer = self.layer
@@ -140,11 +191,19 @@ class Affine:
             return tf.ones([], dtype), None
         if self.kind == "batchnorm":
             return self._bn_scale_shift(layer, dtype)
-        kernel = tf.cast(tf.convert_to_tensor(layer.kernel), dtype)
-        bias = tf.cast(tf.convert_to_tensor(layer.bias), dtype) if layer.use_bias else None
+        if self.kind == "elementwise":
+            return elementwise_scale_shift(layer, self.like, dtype)
+        if self.kind == "layernorm":
+            kernel = tf.cast(tf.convert_to_tensor(layer.gamma), dtype) if layer.scale else tf.ones([], dtype)
+            return kernel, (tf.cast(tf.convert_to_tensor(layer.beta), dtype) if layer.center else None)
+        kernel, use_bias = self._kernel(dtype)
+        bias = tf.cast(tf.convert_to_tensor(layer.bias), dtype) if use_bias else None
         if self.batchnorm is not None:
             scale, shift = self._bn_scale_shift(self.batchnorm, dtype)
-            kernel = kernel * scale  # the output channel is the kernel's last axis
+            if isinstance(layer, graph.DEPTHWISE_TYPES):  # output channel c * M + m of kernel [..., C, M]
+                kernel = kernel * tf.reshape(scale, tf.shape(kernel)[-2:])
+            else:
+                kernel = kernel * scale  # the output channel is the kernel's last axis
             bias = shift if bias is None else bias * scale + shift
         return kernel, bias
 
@@ -154,11 +213,26 @@ class Affine:
         if self.kind == "kernel":
             if isinstance(layer, L.Dense):
                 return keras.ops.matmul(x, kernel)
+            if self.part == "pointwise":
+                return keras.ops.conv(x, kernel, 1, "valid", layer.data_format)
+            if self.part == "depthwise" or isinstance(layer, graph.DEPTHWISE_TYPES):
+                return keras.ops.depthwise_conv(x, kernel, layer.strides, layer.padding, layer.data_format,
+                                                layer.dilation_rate)
             return layer.convolution_op(x, kernel)
         if self.kind == "batchnorm":
             rank = len(x.shape)
             return x * _broadcast_channels(kernel, rank, graph.batchnorm_axis(layer, rank))
+        if self.kind == "elementwise":
+            return x * kernel
+        if self.kind == "layernorm":
+            return kernel * (x - tf.reduce_mean(x, -1, keepdims=True)) / self._sigma(x.dtype)
         return kernel * self._pool(x)
+
+    def _sigma(self, dtype):
+        """LayerNorm's ``sqrt(var + eps)`` of the actual input, held constant (Ali et al. 2022, LN-rule)."""
+        like = tf.cast(self.like, dtype)
+        variance = tf.math.reduce_variance(like, -1, keepdims=True)
+        return tf.stop_gradient(tf.sqrt(variance + self.layer.epsilon))
 
     def _pool(self, x):
         layer = self.layer
@@ -170,15 +244,51 @@ class Affine:
 
     def channel_axis(self, rank):
         """The output channel axis (a negative index) of an output with `rank` dimensions."""
+        if self.kind == "layernorm":
+            return -1
         return graph.batchnorm_axis(self.layer, rank) if self.kind == "batchnorm" else graph.channel_axis(self.layer)
 
     def add_bias(self, z, bias):
-        """``z + bias`` broadcast along the output channel axis."""
+        """``z + bias`` broadcast along the output channel axis (element-wise maps: full shape)."""
         if bias is None:
             return z
+        if self.kind == "elementwise":
+            return z + bias
         rank = len(z.shape)
         return z + _broadcast_channels(bias, rank, self.channel_axis(rank))
 
     def forward(self, x):
         kernel, bias = self.weights(x.dtype)
         return self.add_bias(self.linear(x, kernel), bias)
+
+
+def affine_parts(layer, like=None):
+    """The affine maps `layer` computes one after the other: a separable conv's depthwise and pointwise
+    maps (any folded BN goes to the pointwise one), else the layer's one map."""
+    if isinstance(layer, graph.SEPARABLE_TYPES):
+        return [Affine(layer, like, "depthwise"), Affine(layer, like, "pointwise")]
+    return [Affine(layer, like)]
+
+
+def elementwise_function(op):
+    """``x -> op(x)`` with the layer's own (unpatched) call and any constant operands of a raw op."""
+    call = composites.unpatched(op, "call")
+    if isinstance(op, L.Layer):
+        return call
+    arguments = op._inbound_nodes[0].arguments
+    (operand,) = arguments.keras_tensors
+
+    def fn(x):
+        args, kwargs = arguments.fill_in({id(operand): x})
+        return call(*args, **kwargs)
+
+    return fn
+
+
+def elementwise_scale_shift(op, like, dtype):
+    """``(s, o)`` of element-wise affine `op` (``z = s * x + o``): ``o = op(0)``, ``s = op(1) - op(0)``,
+    shaped like one row of its input `like`."""
+    fn = elementwise_function(op)
+    zeros = tf.zeros_like(like[:1], dtype)
+    shift = tf.cast(fn(zeros), dtype)
+    return tf.cast(fn(tf.ones_like(zeros)), dtype) - shift, shift

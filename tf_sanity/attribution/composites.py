@@ -23,8 +23,10 @@ from typing import Callable, Optional
 
 import keras
 import tensorflow as tf
+from keras import tree
 
-from tf_sanity.attribution.graph import leaf_layers
+from tf_sanity.attribution import operations
+from tf_sanity.attribution.graph import leaf_operations
 from tf_sanity.errors import SanityError
 
 # An activation rule takes the layer's original activation function and returns the replacement.
@@ -148,18 +150,82 @@ def applied(model, composite):
     """
     patcher = _Patcher()
     try:
-        for layer in leaf_layers(model):
-            _apply_to_layer(composite, layer, patcher)
+        for op in leaf_operations(model):
+            if not _apply_to_operation(composite, op, patcher):
+                _apply_to_layer(composite, op, patcher)
         yield model
     finally:
         patcher.restore()
 
 
-def _apply_to_layer(composite, layer, patcher):
-    rule = composite.layer_rule(layer) if composite.layer_rule else None
+def _check_supported(composite, rule, layer):
     if rule is not None and not rule.supports(layer):
         raise SanityError(f"rule {rule.name!r} of {composite.name} does not support layer "
                           f"{layer.name!r} ({type(layer).__name__}); choose another method or rule")
+
+
+def _with_operation_rule(op, rule, call):
+    """``op.call`` replaced: one ``tf.custom_gradient`` over all its tensor operands, backward by `rule`.
+
+    A rule with ``multi_input`` (:mod:`tf_sanity.attribution.merge_rules`) gets every operand
+    (``backward_all``); any other rule gets the one tensor operand of a raw operation (``x + 3``).
+    """
+
+    def call_with_rule(*args, **kwargs):
+        flat = tree.flatten((args, kwargs))
+        positions = [k for k, value in enumerate(flat) if tf.is_tensor(value)]
+
+        def forward(*xs):
+            filled = list(flat)
+            for k, x in zip(positions, xs):
+                filled[k] = x
+            a, kw = tree.pack_sequence_as((args, kwargs), filled)
+            return call(*a, **kw)
+
+        @tf.custom_gradient
+        def run(*xs):
+            z = forward(*xs)
+
+            def grad(upstream, variables=None):
+                if getattr(rule, "multi_input", False):
+                    downstream = rule.backward_all(op, forward, list(xs), z, upstream)
+                else:
+                    downstream = [rule.backward(op, xs[0], z, upstream)]
+                return downstream, [None] * len(variables or ())
+
+            return z, grad
+
+        return run(*[flat[k] for k in positions])
+
+    return call_with_rule
+
+
+def _apply_to_operation(composite, op, patcher):
+    """Rules for raw operations and multi-input layers; False for a layer :func:`_apply_to_layer` handles.
+
+    Raises:
+      SanityError: a raw operation without a rule (never its plain gradient in silence).
+    """
+    rule = composite.layer_rule(op) if composite.layer_rule else None
+    if isinstance(op, keras.layers.Layer):
+        if not getattr(rule, "multi_input", False):
+            return False
+    elif operations.op_kind(op) is None:
+        raise SanityError(f"{composite.name} has no backward rule for the raw operation {operations.describe(op)}; "
+                          f"write the model with Keras layers the method supports, or use a gradient method")
+    elif operations.op_kind(op) == "relu":
+        if composite.relu is not None:
+            patcher.set(op, "call", lambda x, *a, **k: composite.relu(tf.nn.relu)(x))
+        return True
+    _check_supported(composite, rule, op)
+    if rule is not None:
+        patcher.set(op, "call", _with_operation_rule(op, rule, op.call))
+    return True
+
+
+def _apply_to_layer(composite, layer, patcher):
+    rule = composite.layer_rule(layer) if composite.layer_rule else None
+    _check_supported(composite, rule, layer)
     if is_plain_relu_layer(layer) or (isinstance(layer, keras.layers.Activation)
                                        and activation_name(layer.activation) == "relu"):
         if composite.relu is not None:

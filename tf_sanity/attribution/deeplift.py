@@ -2,8 +2,10 @@
 faithful to the later layers (Sixt, Granz & Landgraf, ICML 2020).
 
 DeepLIFT propagates *multipliers* ``m = d(contribution) / d(delta x)`` of the target score relative
-to a reference input: linear layers (Dense, Conv, average pooling, BatchNorm at inference) pass them
-like the gradient; each ReLU multiplies by ``(relu(x) - relu(x_ref)) / (x - x_ref)`` (the rescale
+to a reference input: linear layers (Dense, Conv, depthwise and separable conv, average pooling,
+BatchNorm at inference, ``Rescaling`` / ``Normalization``, residual ``Add``) pass them like the
+gradient (Shrikumar et al. 2017, Sec. 3.3, linear rule); a ``Multiply`` gate splits the product's
+difference exactly (:mod:`tf_sanity.attribution.merge_rules`); each ReLU multiplies by ``(relu(x) - relu(x_ref)) / (x - x_ref)`` (the rescale
 rule, Shrikumar et al. 2017, Sec. 3.5.1), or by the gradient ``relu'(x)`` where
 ``|x - x_ref| <= 1e-7`` (the deeplift package's near-zero threshold). The attribution is
 ``m_input * (x - reference)``. Max pooling passes the gradient (the deeplift package's default
@@ -25,6 +27,7 @@ import functools
 import tensorflow as tf
 
 from tf_sanity.attribution.backprop import Backprop
+from tf_sanity.attribution.merge_rules import PRODUCT_DIFFERENCE
 from tf_sanity.attribution.methods import backprop_method
 from tf_sanity.attribution.rules import relu_rule, strict_composite
 
@@ -52,8 +55,10 @@ rescale_relu = relu_rule(_rescale_backward)
 
 @functools.lru_cache(maxsize=None)
 def rescale_composite():
-    """Rescale ReLUs, plain gradients elsewhere; unsupported layers raise a SanityError."""
-    return strict_composite("deeplift_rescale", relu=rescale_relu, rule_name="DeepLIFT rescale")
+    """Rescale ReLUs, the product rule at gates, plain gradients elsewhere (linear layers, sums);
+    unsupported layers raise a SanityError."""
+    return strict_composite("deeplift_rescale", relu=rescale_relu, gate=PRODUCT_DIFFERENCE,
+                            rule_name="DeepLIFT rescale")
 
 
 @backprop_method("deeplift", "DeepLIFT Resc.", signal="contribution", multiplies_by_input=True,

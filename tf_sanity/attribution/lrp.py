@@ -40,8 +40,9 @@ import functools
 import keras
 import tensorflow as tf
 
-from tf_sanity.attribution import engine, rules
+from tf_sanity.attribution import canonizers, engine, rules
 from tf_sanity.attribution.backprop import Backprop
+from tf_sanity.attribution.merge_rules import CONSTANT_GATE, SumRule
 from tf_sanity.attribution.graph import is_first_layer
 from tf_sanity.attribution.methods import backprop_method
 from tf_sanity.attribution.rules import AffineRule, safe_divide, strict_composite, vjp
@@ -62,9 +63,13 @@ def _redistribute(affine, x, kernel, s):
 
 
 class ZRule(AffineRule):
-    """LRP-z: ``R_i = sum_j z_ij / z_j R_j`` (Bach et al. 2015)."""
+    """LRP-z: ``R_i = sum_j z_ij / z_j R_j`` (Bach et al. 2015).
+
+    Also defined on ``LayerNormalization`` with its normalizer held constant (Ali et al. 2022, LN-rule).
+    """
 
     name = "LRP-z"
+    KINDS = AffineRule.KINDS + ("layernorm",)
 
     def denominator(self, z):
         return z
@@ -144,6 +149,10 @@ class ZBRule(AffineRule):
         self.low, self.high = low, high
         self.name = f"zB [{low:g}, {high:g}]"
 
+    def supports(self, layer):
+        """One map only: a separable conv's pointwise map does not see the bounded input."""
+        return super().supports(layer) and len(canonizers.affine_parts(layer)) == 1
+
     def propagate(self, affine, x, relevance):
         kernel, _ = affine.weights(x.dtype)
         w_pos, w_neg = _positive(kernel), _negative(kernel)
@@ -160,15 +169,22 @@ Z_PLUS_RULE = ZPlusRule()
 
 
 def lrp_composite(name, kernel, rule_name=None):
-    """An LRP composite: `kernel` on Dense/Conv layers, LRP-z on pooling and unfolded BN, ReLU passes.
+    """An LRP composite: `kernel` on Dense/Conv layers, LRP-z on pooling, unfolded BN and element-wise
+    affine layers (``Rescaling``, ...), ReLU passes; sums split relevance in proportion to the operands
+    (with `kernel`'s stabilizer if it is LRP-z / epsilon), gates are held constant
+    (:mod:`tf_sanity.attribution.merge_rules`), and LayerNorm follows Ali et al. (2022) under LRP-z /
+    epsilon (other rules refuse it).
 
     Args:
       name: method name for messages.
       kernel: a rule or ``layer -> rule`` for Dense/Conv layers (with any folded BatchNorm).
       rule_name: what errors call the rules (default: the kernel rule's name).
     """
+    z_like = isinstance(kernel, ZRule)
+    merge = SumRule(f"{kernel.name} sum" if z_like else "LRP-z sum", (kernel if z_like else Z_RULE).denominator)
     return strict_composite(name, relu=rules.pass_relu, kernel=kernel, batchnorm=Z_RULE, average=Z_RULE,
-                            rule_name=rule_name or kernel.name)
+                            elementwise=Z_RULE, merge=merge, gate=CONSTANT_GATE,
+                            layernorm=kernel if z_like else rules.UNSUPPORTED, rule_name=rule_name or kernel.name)
 
 
 @functools.lru_cache(maxsize=None)

@@ -166,6 +166,9 @@ def check_inputs(model, images, targets):
         expected = tuple(model.input_shape[1:])
         n_classes = model.output_shape[-1]
     except (AttributeError, ValueError):
+        if model.built:  # a subclassed model has no symbolic input and output
+            raise SanityError(f"model {model.name!r} has no symbolic input (a subclassed model): wrap it as "
+                              f"inp = keras.Input(shape); keras.Model(inp, model(inp))") from None
         raise SanityError("the model is not built: give it a keras.Input or call it once on data") from None
     if len(model.inputs) != 1 or not isinstance(n_classes, (int, type(None))):
         raise SanityError("tf_sanity explains single-input models with one [batch, classes] output; "

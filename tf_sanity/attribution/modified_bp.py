@@ -2,7 +2,7 @@
 
 Two of the modified-backprop methods of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020;
 settings in ``docs/REFERENCE.md`` section 3). Every other layer passes the plain
-gradient; layers outside :func:`tf_sanity.attribution.canonizers.layer_kind`'s list raise a ``SanityError``
+gradient (sums, gates and LayerNorm included: they hold no ReLU); layers outside :func:`tf_sanity.attribution.canonizers.layer_kind`'s list raise a ``SanityError``
 (a ReLU hidden in an unknown layer would otherwise be missed silently).
 
 * DeConvNet (Zeiler & Fergus 2014): a ReLU's backward is ``relu(upstream)``, whatever the forward
@@ -28,7 +28,8 @@ from tf_sanity.errors import SanityError
 
 @functools.lru_cache(maxsize=None)
 def deconvnet_composite():
-    return strict_composite("deconvnet", relu=rules.deconvnet_relu, rule_name="DeConvNet")
+    return strict_composite("deconvnet", relu=rules.deconvnet_relu, gate=None, layernorm=None,
+                            rule_name="DeConvNet")
 
 
 @backprop_method("deconvnet", "DeConvNet", heatmap_reduction="abs_max")
@@ -62,7 +63,8 @@ def rectgrad_relu(q):
 
 @functools.lru_cache(maxsize=None)
 def rectgrad_composite(q):
-    return strict_composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q), rule_name="RectGrad")
+    return strict_composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q), gate=None, layernorm=None,
+                            rule_name="RectGrad")
 
 
 @backprop_method("rectgrad", "RectGrad", heatmap_reduction="abs_max", heatmap_percentile=100.0)

@@ -37,9 +37,9 @@ import tensorflow as tf
 from tf_sanity.attribution import engine
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.canonizers import Affine, feeds_relu, layer_kind
-from tf_sanity.attribution.graph import input_tensor, leaf_layers
+from tf_sanity.attribution.graph import DEPTHWISE_TYPES, SEPARABLE_TYPES, input_tensor, leaf_layers, model_graph
 from tf_sanity.attribution.methods import backprop_method
-from tf_sanity.attribution.rules import AffineRule, strict_composite, vjp
+from tf_sanity.attribution.rules import AffineRule, safe_divide, strict_composite, vjp
 from tf_sanity.errors import SanityError
 
 
@@ -70,7 +70,8 @@ class Patterns:
 
 def pattern_layers(model):
     """The layers that get a pattern: Dense/Conv layers and BatchNorm layers that are not folded."""
-    return [layer for layer in leaf_layers(model) if layer_kind(layer) in ("kernel", "batchnorm")]
+    return [layer for layer in leaf_layers(model) if layer_kind(layer) in ("kernel", "batchnorm")
+            and not isinstance(layer, DEPTHWISE_TYPES + SEPARABLE_TYPES)]
 
 
 def _channel_reduce_axes(affine, rank):
@@ -130,6 +131,12 @@ def fit_patterns(model, images, *, batch_size=128):
     layers = pattern_layers(model)
     if not layers:
         raise SanityError(f"model {model.name!r} has no Dense/Conv layer to fit patterns for")
+    own = {id(layer) for layer in (model_graph(model) or model).layers}
+    nested = [layer.name for layer in layers if id(layer) not in own]
+    if nested:
+        raise SanityError(f"fit_patterns reads layer inputs from the model's own graph, and layer {nested[0]!r} is "
+                          f"inside a nested model; build the model flat, e.g. keras.Model(base.input, "
+                          f"head(base.output))")
     stats = _statistics_function(model, layers)
     sums = None
     for start in range(0, len(x), batch_size):
@@ -158,9 +165,13 @@ class PatternRule(AffineRule):
         self.attribution = attribution
         self.name = "PatternAttribution" if attribution else "PatternNet"
 
+    KINDS = ("kernel", "batchnorm")
+
     def supports(self, layer):
         if not super().supports(layer):
             return False
+        if isinstance(layer, DEPTHWISE_TYPES + SEPARABLE_TYPES):
+            return False  # fit_patterns estimates one dense kernel's patterns; not implemented for these
         kernel_shape = tuple(Affine(layer).weights()[0].shape)
         pattern = self.patterns.arrays.get(layer.name)
         if pattern is None or pattern.shape != kernel_shape:
@@ -176,10 +187,29 @@ class PatternRule(AffineRule):
         return vjp(lambda v: affine.linear(v, pattern), x, upstream)
 
 
+class ElementwisePatternRule(AffineRule):
+    """The pattern of an element-wise affine map ``y = s x + o``: each output sees one input, so both
+    estimators give ``a = cov[x, y] / (s cov[x, y]) = 1 / s`` (Kindermans et al. 2018, Sec. 4). PatternNet
+    multiplies the signal by ``1 / s``, PatternAttribution by ``s * a = 1`` (zero where ``s = 0``)."""
+
+    KINDS = ("elementwise",)
+
+    def __init__(self, attribution):
+        self.attribution = attribution
+        self.name = "PatternAttribution" if attribution else "PatternNet"
+
+    def propagate(self, affine, x, upstream):
+        scale, _ = affine.weights(x.dtype)
+        ones = tf.ones_like(scale)
+        factor = safe_divide(scale, scale) if self.attribution else safe_divide(ones, scale)
+        return upstream * factor
+
+
 @functools.lru_cache(maxsize=16)
 def pattern_composite(patterns, attribution):
     rule = PatternRule(patterns, attribution)
-    return strict_composite(rule.name.lower(), relu=None, kernel=rule, batchnorm=rule, average=None)
+    return strict_composite(rule.name.lower(), relu=None, kernel=rule, batchnorm=rule, average=None,
+                            elementwise=ElementwisePatternRule(attribution))
 
 
 def _check(patterns, name):

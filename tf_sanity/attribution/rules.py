@@ -81,13 +81,28 @@ def safe_divide(a, b):
 # ----------------------------------------------------------------------------- rules and composites
 
 class AffineRule(LayerRule):
-    """A layer rule for affine layers; subclasses implement ``propagate(affine, x, upstream)``."""
+    """A layer rule for affine layers; subclasses implement ``propagate(affine, x, upstream)``.
+
+    A separable conv is propagated through its two maps in turn (:func:`canonizers.affine_parts`).
+    The rule runs in float32 whatever the layer's compute dtype (``mixed_float16``), and its result is
+    cast back to the input's dtype.
+    """
+
+    KINDS = ("kernel", "batchnorm", "average", "elementwise")
 
     def supports(self, layer):
-        return canonizers.layer_kind(layer) in ("kernel", "batchnorm", "average")
+        return canonizers.layer_kind(layer) in self.KINDS
 
     def backward(self, layer, x, z, upstream):
-        return self.propagate(canonizers.Affine(layer), x, upstream)
+        x32 = tf.cast(x, tf.float32)
+        signal = tf.cast(upstream, tf.float32)
+        parts = canonizers.affine_parts(layer, x32)
+        inputs = [x32]
+        for part in parts[:-1]:
+            inputs.append(part.forward(inputs[-1]))
+        for part, below in zip(reversed(parts), reversed(inputs)):
+            signal = self.propagate(part, below, signal)
+        return tf.cast(signal, x.dtype)
 
     def propagate(self, affine, x, upstream):
         raise NotImplementedError
@@ -115,8 +130,15 @@ class Unsupported(LayerRule):
 PASS_THROUGH = PassThrough()
 
 
-def strict_composite(name, *, relu, kernel=None, batchnorm=None, average=None, rule_name=None):
+UNSUPPORTED = "unsupported"
+
+
+def strict_composite(name, *, relu, kernel=None, batchnorm=None, average=None, elementwise=None, merge=None,
+                     gate=UNSUPPORTED, layernorm=UNSUPPORTED, rule_name=None):
     """A composite with a rule for every supported layer kind and an error for any other layer.
+
+    Each rule argument is a LayerRule, None for the plain gradient, or :data:`UNSUPPORTED` (an error
+    naming the layer and the rule set).
 
     Args:
       name: the method name (appears in error messages).
@@ -125,22 +147,23 @@ def strict_composite(name, *, relu, kernel=None, batchnorm=None, average=None, r
         or None for the plain gradient (then no BN is folded either).
       batchnorm: rule for a BN that is not folded (None: plain gradient).
       average: rule for average pooling (None: plain gradient).
+      elementwise: rule for element-wise affine layers (``Rescaling``, ``Normalization``, ...).
+      merge: rule for sums of tensors (``Add``; :mod:`tf_sanity.attribution.merge_rules`).
+      gate: rule for ``Multiply`` gates.
+      layernorm: rule for ``LayerNormalization``.
       rule_name: how the rule set is called in errors (default: `name`).
     """
     unsupported = Unsupported(rule_name or name)
+    by_kind = {"batchnorm": batchnorm, "average": average, "elementwise": elementwise, "merge": merge,
+               "gate": gate, "layernorm": layernorm, "exact": None, "relu": None}
 
     def layer_rule(layer):
         kind = canonizers.layer_kind(layer)
-        if kind == "exact":
-            return None
         if kind == "folded":
             return PASS_THROUGH if kernel is not None else None
         if kind == "kernel":
             return kernel(layer) if callable(kernel) and not isinstance(kernel, LayerRule) else kernel
-        if kind == "batchnorm":
-            return batchnorm
-        if kind == "average":
-            return average
-        return unsupported
+        rule = by_kind.get(kind, UNSUPPORTED)
+        return unsupported if rule is UNSUPPORTED else rule
 
     return Composite(name, relu=relu, layer_rule=layer_rule)
