@@ -31,7 +31,7 @@ def deconvnet_composite():
     return strict_composite("deconvnet", relu=rules.deconvnet_relu, rule_name="DeConvNet")
 
 
-@backprop_method("deconvnet", "DeConvNet", heatmap_reduction="abs_max")
+@backprop_method("deconvnet", "DeConvNet", activations="guided", heatmap_reduction="abs_max")
 def deconvnet():
     """DeConvNet (Zeiler & Fergus 2014): ReLUs pass ``relu(upstream)`` back, other layers the gradient."""
     return Backprop(deconvnet_composite())
@@ -50,14 +50,15 @@ def percentile_per_row(values, q):
 
 
 def rectgrad_relu(q):
-    """RectGrad's ReLU rule for percentile `q`: backward ``1[a * g > tau] * g`` with ``a = relu(x)``."""
-    def backward(x, a, upstream):
+    """RectGrad's rule for percentile `q`: backward ``1[a * g > tau] * g`` with ``a = f(x)``, the unit's
+    real output (the gate replaces the unit's local derivative, as it replaces ReLU's in Kim et al.)."""
+    def backward(x, a, upstream, derivative):
         importance = a * upstream
         tau = percentile_per_row(tf.reshape(importance, [tf.shape(importance)[0], -1]), q)
         tau = tf.reshape(tau, [-1] + [1] * (len(importance.shape) - 1))
         return tf.where(importance > tau, upstream, tf.zeros_like(upstream))
 
-    return rules.relu_rule(backward)
+    return rules.activation_rule(backward, "RectGrad")
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,7 +66,8 @@ def rectgrad_composite(q):
     return strict_composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q), rule_name="RectGrad")
 
 
-@backprop_method("rectgrad", "RectGrad", heatmap_reduction="abs_max", heatmap_percentile=100.0)
+@backprop_method("rectgrad", "RectGrad", activations="guided", heatmap_reduction="abs_max",
+                 heatmap_percentile=100.0)
 def rectgrad(*, percentile=98.0):
     """RectGrad (Kim et al. 2019): only units with importance above the percentile pass the gradient.
 
