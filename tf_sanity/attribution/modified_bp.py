@@ -1,9 +1,12 @@
 """DeConvNet and RectGrad: gradient-like methods that only change the backward pass of ReLUs.
 
 Two of the modified-backprop methods of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020;
-settings in ``docs/REFERENCE.md`` section 3). Every other layer passes the plain
-gradient; layers outside :func:`tf_sanity.attribution.canonizers.layer_kind`'s list raise a ``SanityError``
-(a ReLU hidden in an unknown layer would otherwise be missed silently).
+settings in ``docs/REFERENCE.md`` section 3). Like guided backprop they change activations only: the
+ReLU family gets the rule below, other element-wise activations follow the guided family's activation
+policy (:mod:`tf_sanity.attribution.activations`), and every other layer passes its plain gradient, as
+in captum's ``Deconvolution`` and zennit's ``deconvnet`` composite. So they run on residual and
+depthwise networks (MobileNetV2, EfficientNet). A ReLU computed inside a custom layer's ``call`` (not
+an activation layer, not a fused ``activation``) is not reached, as for guided backprop.
 
 * DeConvNet (Zeiler & Fergus 2014): a ReLU's backward is ``relu(upstream)``, whatever the forward
   activation (:func:`tf_sanity.attribution.rules.deconvnet_relu`).
@@ -22,13 +25,13 @@ import tensorflow as tf
 from tf_sanity.attribution import rules
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.methods import backprop_method
-from tf_sanity.attribution.rules import strict_composite
+from tf_sanity.attribution.composites import Composite
 from tf_sanity.errors import SanityError
 
 
 @functools.lru_cache(maxsize=None)
 def deconvnet_composite():
-    return strict_composite("deconvnet", relu=rules.deconvnet_relu, rule_name="DeConvNet")
+    return Composite("deconvnet", relu=rules.deconvnet_relu)
 
 
 @backprop_method("deconvnet", "DeConvNet", activations="guided", heatmap_reduction="abs_max")
@@ -63,7 +66,7 @@ def rectgrad_relu(q):
 
 @functools.lru_cache(maxsize=None)
 def rectgrad_composite(q):
-    return strict_composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q), rule_name="RectGrad")
+    return Composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q))
 
 
 @backprop_method("rectgrad", "RectGrad", activations="guided", heatmap_reduction="abs_max",
