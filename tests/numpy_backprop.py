@@ -5,9 +5,13 @@ Everything here works on flat vectors: a Keras Dense / Conv2D layer becomes an e
 so the references share no code with :mod:`tf_sanity`. A network is a list of steps::
 
     ("affine", W, b)          ("relu",)          ("maxpool", in_shape, size)
+    ("unit", f, df, family)   any element-wise activation f with local derivative df;
+                              family "relu" (the ReLU family) or "smooth" (:func:`unit`)
 
 with NHWC row-major flattening, which is what ``keras.layers.Flatten`` does.
 """
+
+import math
 
 import numpy as np
 
@@ -70,9 +74,60 @@ def forward(net, x):
             x = x @ step[1] + step[2]
         elif step[0] == "relu":
             x = np.maximum(x, 0)
+        elif step[0] == "unit":
+            x = step[1](x)
         elif step[0] == "maxpool":
             x = x[maxpool_argmax(x, step[1], step[2])]
     return inputs, x
+
+
+# ----------------------------------------------------------------------------- element-wise activations
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _phi(z):  # the standard normal's cdf and density, for gelu
+    erf = np.vectorize(math.erf)
+    return 0.5 * (1 + erf(z / np.sqrt(2))), np.exp(-z ** 2 / 2) / np.sqrt(2 * np.pi)
+
+
+def relu_family(negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ``relu(x, negative_slope, max_value, threshold)`` and its derivative, from the formula:
+    ``x`` on ``(threshold, max_value)``, ``negative_slope * (x - threshold)`` at or below ``threshold``,
+    ``max_value`` at or above it; ``f' = 1`` inside, ``negative_slope`` below, 0 above (kinks outside).
+    ``negative_slope`` may be a vector (PReLU's per-unit slopes)."""
+    cap = np.inf if max_value is None else max_value
+
+    def f(z):
+        return np.where(z > threshold, np.minimum(z, cap), negative_slope * (z - threshold))
+
+    def df(z):
+        return np.where(z > threshold, (z < cap).astype(float), negative_slope * np.ones_like(z))
+
+    return ("unit", f, df, "relu")
+
+
+SMOOTH = {
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "silu": (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1 + z * (1 - _sigmoid(z)))),
+    "gelu": (lambda z: z * _phi(z)[0], lambda z: _phi(z)[0] + z * _phi(z)[1]),
+    "elu": (lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))), lambda z: np.where(z > 0, 1.0, np.exp(z))),
+    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1 - _sigmoid(z))),
+}
+
+
+def unit(name):
+    """A smooth element-wise step of :data:`SMOOTH` (Keras's exact, not approximate, gelu)."""
+    f, df = SMOOTH[name]
+    return ("unit", f, df, "smooth")
+
+
+def _unit_functions(step):
+    """``(f, df)`` of a "relu" or "unit" step."""
+    if step[0] == "relu":
+        return (lambda z: np.maximum(z, 0)), (lambda z: (z > 0).astype(float))
+    return step[1], step[2]
 
 
 # ----------------------------------------------------------------------------- LRP rules, textbook form
@@ -116,7 +171,8 @@ def lrp_affine(rule, W, b, x, R, **kw):
 def lrp(net, x, target, rule_of):
     """LRP of the target score through `net`; ``rule_of(step_index) -> (rule, kwargs)`` for affine steps.
 
-    Relevance passes ReLUs unchanged and goes to the maximum of each pooling window.
+    Relevance passes ReLUs and other element-wise units unchanged and goes to the maximum of each
+    pooling window.
     """
     inputs, out = forward(net, x)
     R = np.zeros_like(out)
@@ -135,13 +191,15 @@ def lrp(net, x, target, rule_of):
 
 # ----------------------------------------------------------------------------- gradient-like passes
 
-def modified_gradient(net, x, target, relu_rule, seed="onehot", kernels=None):
+def modified_gradient(net, x, target, relu_rule, seed="onehot", kernels=None, smooth_rule=None):
     """A gradient pass with ReLUs replaced by ``relu_rule(z, a, g)`` and kernels by ``kernels[k]``.
 
     Args:
-      relu_rule: ``(pre-activation z, activation a, upstream g) -> downstream``.
+      relu_rule: ``(pre-activation z, activation a, upstream g) -> downstream`` at "relu" steps, and
+        ``(z, a, g, f'(z)) -> downstream`` at "unit" steps of the ReLU family.
       seed: ``"onehot"`` or ``"score"`` (the target's logit).
       kernels: optional dict step index -> matrix used instead of ``W`` on the way back.
+      smooth_rule: ``(z, a, g, f'(z)) -> downstream`` at "smooth" unit steps (default: the gradient).
     """
     inputs, out = forward(net, x)
     g = np.zeros_like(out)
@@ -154,6 +212,10 @@ def modified_gradient(net, x, target, relu_rule, seed="onehot", kernels=None):
         elif step[0] == "relu":
             z = inputs[k]
             g = relu_rule(z, np.maximum(z, 0), g)
+        elif step[0] == "unit":
+            z = inputs[k]
+            rule = relu_rule if step[3] == "relu" else (smooth_rule or gradient_unit)
+            g = rule(z, step[1](z), g, step[2](z))
         elif step[0] == "maxpool":
             back = np.zeros_like(inputs[k])
             back[maxpool_argmax(inputs[k], step[1], step[2])] = g
@@ -171,14 +233,34 @@ def deconvnet_relu(z, a, g):
 
 def rectgrad_relu(q):
     """Kim et al. (2019): keep g where a * g > the q-th percentile of a * g over the layer."""
-    def rule(z, a, g):
+    def rule(z, a, g, d=None):
         importance = a * g
         return np.where(importance > np.percentile(importance, q), g, 0.0)
     return rule
 
 
+# Rules at "unit" steps: (z, a = f(z), g, d = f'(z)) -> downstream.
+
+def gradient_unit(z, a, g, d):
+    return g * d
+
+
+def guided_unit(z, a, g, d):
+    """Guided backprop at any unit: the positive part of the signal times the local derivative."""
+    return np.maximum(g, 0) * d
+
+
+def deconvnet_unit(z, a, g, d):
+    return np.maximum(g, 0)
+
+
+def pass_unit(z, a, g, d):
+    return g
+
+
 def deeplift(net, x, ref, target):
-    """DeepLIFT rescale multipliers ``* (x - ref)`` (Shrikumar et al. 2017, Sec. 3.5.1)."""
+    """DeepLIFT rescale multipliers ``* (x - ref)`` (Shrikumar et al. 2017, Sec. 3.5.1), at every
+    element-wise step: ``(f(x) - f(ref)) / (x - ref)``, ``f'(x)`` where ``|x - ref| <= 1e-7``."""
     inputs_x, _ = forward(net, x)
     inputs_r, _ = forward(net, ref)
     m = np.zeros(net[-1][1].shape[1] if net[-1][0] == "affine" else len(inputs_x[-1]))
@@ -187,11 +269,11 @@ def deeplift(net, x, ref, target):
         step = net[k]
         if step[0] == "affine":
             m = step[1] @ m
-        elif step[0] == "relu":
+        elif step[0] in ("relu", "unit"):
+            f, df = _unit_functions(step)
             zx, zr = inputs_x[k], inputs_r[k]
             dz = zx - zr
-            ratio = np.where(np.abs(dz) > 1e-7, (np.maximum(zx, 0) - np.maximum(zr, 0)) / np.where(dz == 0, 1, dz),
-                             (zx > 0).astype(float))
+            ratio = np.where(np.abs(dz) > 1e-7, (f(zx) - f(zr)) / np.where(dz == 0, 1, dz), df(zx))
             m = m * ratio
         elif step[0] == "maxpool":  # the gradient at x (deeplift's MaxPoolDeepLiftMode.gradient)
             back = np.zeros_like(inputs_x[k])

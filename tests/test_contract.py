@@ -14,7 +14,9 @@ fused ReLU, max pooling, a folded BatchNorm and a standalone ReLU layer), three 
    keeps an instance attribute (a patched ``call`` or ``activation``) it did not have then;
 6. every method that is a backward pass with rules (``Method.make_backprop`` with a composite)
    raises a one-line ``SanityError`` naming the layer on a net with a layer its rules do not
-   support, while the plain gradient methods explain that net.
+   support, while the plain gradient methods explain that net. On a net with a tanh, a method with
+   an activation policy (the setting ``activations``) raises under ``activations="strict"`` and, by
+   default, explains and announces the treatment once (``ActivationPolicyWarning``).
 
 Settings come from the metadata (``Method.settings``, ``Method.noise_tunnel``,
 ``Method.needs_spatial_layer``); only settings the metadata cannot express (fitted patterns,
@@ -22,6 +24,7 @@ DeepTaylor's input bounds) are in :data:`REQUIRED_SETTINGS`.
 """
 
 import dataclasses
+import warnings
 
 import keras
 import numpy as np
@@ -29,6 +32,7 @@ import pytest
 
 import tf_sanity
 from tf_sanity import SanityError
+from tf_sanity.attribution import activations
 from tf_sanity.attribution.methods import make_backprop
 from tf_sanity.attribution.patterns import Patterns, fit_patterns
 from tests import tiny_nets
@@ -280,26 +284,44 @@ def rule_cases():
         composite = composite_of(method, placeholder)
         if composite is None or method.needs_spatial_layer:
             continue  # the plain gradient (test_plain_gradient_...), or no spatial layer here
-        yield pytest.param(name, "tanh", "error", id=f"{name}-tanh")
+        if "activations" in method.settings:  # an activation policy: strict refuses, the default announces
+            yield pytest.param(name, "tanh", "error", {"activations": "strict"}, id=f"{name}-tanh-strict")
+            yield pytest.param(name, "tanh", "announces", {}, id=f"{name}-tanh-default")
+        else:
+            yield pytest.param(name, "tanh", "error", {}, id=f"{name}-tanh")
         if composite.layer_rule is not None:
-            yield pytest.param(name, "unit_norm", "error", id=f"{name}-unit_norm")
+            yield pytest.param(name, "unit_norm", "error", {}, id=f"{name}-unit_norm")
         else:
             # Only the ReLU rule differs from the gradient (guided backprop): a UnitNormalization
             # has no ReLU, so its plain gradient is the method's backward step there.
-            yield pytest.param(name, "unit_norm", "explains", id=f"{name}-unit_norm-relu_rule_only")
+            yield pytest.param(name, "unit_norm", "explains", {}, id=f"{name}-unit_norm-relu_rule_only")
 
 
-@pytest.mark.parametrize("name, kind, expect", rule_cases())
-def test_rules_raise_a_one_line_error_naming_an_unsupported_layer(name, kind, expect, unsupported_nets):
+def explain_and_announce(method, net, **overrides):
+    """Explains `net`; checks that the treatment of its activations is announced once per composite."""
+    composite = composite_of(method, net)
+    before = composite in activations.announced(net.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mask = explain(method, net, **overrides)
+    said = [str(w.message) for w in caught if issubclass(w.category, activations.ActivationPolicyWarning)]
+    assert len(said) == (0 if before else 1), said
+    assert all("tanh x1 -> " in message and "\n" not in message for message in said), said
+    assert composite in activations.announced(net.model)
+    return mask
+
+
+@pytest.mark.parametrize("name, kind, expect, overrides", rule_cases())
+def test_rules_raise_a_one_line_error_naming_an_unsupported_layer(name, kind, expect, overrides, unsupported_nets):
     net, layer = unsupported_nets[kind]
     method = METHODS[name]
     assert composite_of(method, net) is not None
-    if expect == "explains":
-        mask = explain(method, net)
+    if expect != "error":
+        mask = (explain_and_announce if expect == "announces" else explain)(method, net, **overrides)
         assert mask.shape == net.x.shape and np.isfinite(mask).all()
     else:
         with pytest.raises(SanityError) as error:
-            explain(method, net)
+            explain(method, net, **overrides)
         message = str(error.value)
         assert "\n" not in message and f"'{layer}'" in message, message
     assert not layer_changes(net.model, net.layer_state), layer_changes(net.model, net.layer_state)

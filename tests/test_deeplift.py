@@ -80,7 +80,7 @@ def test_deeplift_errors():
     h = keras.layers.Dense(3, activation="tanh")(inp)
     tanh_model = keras.Model(inp, keras.layers.Dense(2)(h))
     with pytest.raises(SanityError, match="ReLU networks.*'tanh'"):
-        tf_sanity.explain(tanh_model, np.ones((1, 4)), "deeplift", 0)
+        tf_sanity.explain(tanh_model, np.ones((1, 4)), "deeplift", 0, activations="strict")
     inp = keras.Input((4, 1))
     h = keras.layers.LSTM(3, name="my_lstm")(inp)
     lstm_model = keras.Model(inp, keras.layers.Dense(2)(h))

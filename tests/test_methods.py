@@ -227,6 +227,9 @@ def test_guided_backprop_refuses_non_relu_activations():
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(
         keras.layers.Dense(4, activation="tanh", name="hidden")(inp)))
     with pytest.raises(SanityError, match="layer 'hidden' uses activation 'tanh'"):
+        tf_sanity.explain(model, np.ones((1, 4)), "guided_backprop", 0, activations="strict")
+    # The default policy gives tanh its gradient (captum, zennit); a softmax is never element-wise.
+    with pytest.raises(SanityError, match="layer 'probs' uses activation 'softmax': it is not element-wise"):
         tf_sanity.explain(model, np.ones((1, 4)), "guided_backprop", 0)
     assert tf_sanity.explain(model, np.ones((1, 4)), "gradient", 0).shape == (1, 4)
 

@@ -1,4 +1,5 @@
-"""Tiny Keras ReLU networks with fixed weights and their numpy twins (:mod:`tests.numpy_backprop`)."""
+"""Tiny Keras networks with fixed weights and their numpy twins (:mod:`tests.numpy_backprop`): ReLU nets,
+and nets with other element-wise activations (:func:`unit_dense_net`, :func:`unit_conv_net`)."""
 
 import keras
 import numpy as np
@@ -71,6 +72,87 @@ def conv_net(seed=0, bias=True):
            ("affine", m2, nb.conv_bias(folded_bias, s2)), ("relu",),
            ("affine", d(w3), d(b3)), ("relu",), ("affine", d(w4), d(b4))]
     return model, net, ["conv", "conv", "dense", "dense"]
+
+
+# Activations of the unit nets: kind -> (fused activation or None, standalone layer, numpy step). PReLU's
+# slopes are set per unit by the builders (some negative), so they are built there.
+UNITS = {
+    "relu": ("relu", lambda: keras.layers.ReLU(), nb.relu_family()),
+    "relu6": ("relu6", lambda: keras.layers.ReLU(6.0), nb.relu_family(max_value=6.0)),
+    "leaky_relu": ("leaky_relu", lambda: keras.layers.Activation("leaky_relu"), nb.relu_family(0.2)),
+    "leaky_relu_layer": (None, lambda: keras.layers.LeakyReLU(0.3), nb.relu_family(0.3)),
+    "threshold": (None, lambda: keras.layers.ReLU(threshold=0.5), nb.relu_family(threshold=0.5)),
+    "capped_leaky": (None, lambda: keras.layers.ReLU(max_value=2.5, negative_slope=0.1),
+                     nb.relu_family(0.1, max_value=2.5)),
+    **{name: (name, lambda name=name: keras.layers.Activation(name), nb.unit(name)) for name in nb.SMOOTH},
+}
+
+
+def _prelu(alpha_shape, rng):
+    """A PReLU layer and its slopes: uniform in [-0.4, 0.8] (negative ones included)."""
+    return keras.layers.PReLU(shared_axes=[1, 2] if len(alpha_shape) == 3 else None), \
+        rng.uniform(-0.4, 0.8, alpha_shape[-1]).astype(np.float32)
+
+
+def unit_dense_net(kinds, standalone, seed=0):
+    """6 -> Dense 8 <kinds[0]> -> Dense 6 <kinds[1]> -> Dense 3, the activations fused into the Dense
+    layers or as standalone layers (kinds in :data:`UNITS`, or "prelu": standalone only). Weights are
+    large enough for inputs in [-3, 3] to cross every kink (0, 6, thresholds, caps).
+
+    Returns:
+      (model, numpy net).
+    """
+    rng = _rng(seed)
+    inp = keras.Input((6,))
+    h, net, sizes = inp, [], (6, 8, 6, 3)
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        kind = kinds[k] if k < len(kinds) else None
+        fused = kind is not None and not standalone and kind != "prelu" and UNITS[kind][0] is not None
+        layer = keras.layers.Dense(n_out, activation=UNITS[kind][0] if fused else None, name=f"dense{k}")
+        h = layer(h)
+        w = (2.0 * rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+        b = (0.5 * rng.standard_normal(n_out)).astype(np.float32)
+        layer.set_weights([w, b])
+        net.append(("affine", w.astype(np.float64), b.astype(np.float64)))
+        if kind == "prelu":
+            act, alpha = _prelu((n_out,), rng)
+            h = act(h)
+            act.set_weights([alpha])
+            net.append(nb.relu_family(alpha.astype(np.float64)))
+        elif kind is not None:
+            if not fused:
+                h = UNITS[kind][1]()(h)
+            net.append(UNITS[kind][2])
+    return keras.Model(inp, h), net
+
+
+def unit_conv_net(seed=0):
+    """5x5x2 -> conv 3x3x3 same -> PReLU (per channel, shared over space) -> conv 3x3x4 stride 2 same relu6
+    (fused) -> flatten -> Dense 5 -> LeakyReLU(0.3) -> Dense 3; returns (model, numpy net)."""
+    rng = _rng(seed)
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    inp = keras.Input((5, 5, 2))
+    conv1 = keras.layers.Conv2D(3, 3, padding="same", name="conv1")
+    prelu, alpha = _prelu((1, 1, 3), rng)
+    conv2 = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu6", name="conv2")
+    dense = keras.layers.Dense(5, name="dense")
+    out = keras.layers.Dense(3, name="out")
+    h = keras.layers.Flatten()(conv2(prelu(conv1(inp))))
+    model = keras.Model(inp, out(keras.layers.LeakyReLU(0.3)(dense(h))))
+    k1, b1 = f32(rng.standard_normal((3, 3, 2, 3))), f32(0.3 * rng.standard_normal(3))
+    k2, b2 = f32(0.8 * rng.standard_normal((3, 3, 3, 4))), f32(0.3 * rng.standard_normal(4))
+    w3, b3 = f32(rng.standard_normal((36, 5)) / 3), f32(0.3 * rng.standard_normal(5))
+    w4, b4 = f32(rng.standard_normal((5, 3))), f32(0.3 * rng.standard_normal(3))
+    for layer, weights in ((conv1, [k1, b1]), (prelu, [alpha.reshape(1, 1, 3)]), (conv2, [k2, b2]),
+                           (dense, [w3, b3]), (out, [w4, b4])):
+        layer.set_weights(weights)
+    d = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    m1, s1 = nb.conv_matrix(d(k1), (5, 5, 2), 1, "same")
+    m2, s2 = nb.conv_matrix(d(k2), s1, 2, "same")
+    net = [("affine", m1, nb.conv_bias(d(b1), s1)), nb.relu_family(np.tile(d(alpha), 25)),
+           ("affine", m2, nb.conv_bias(d(b2), s2)), nb.relu_family(max_value=6.0),
+           ("affine", d(w3), d(b3)), nb.relu_family(0.3), ("affine", d(w4), d(b4))]
+    return model, net
 
 
 def affine_steps(net):

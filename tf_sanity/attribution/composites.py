@@ -2,10 +2,11 @@
 
 A *composite* (zennit's word) maps every layer of a model to rules, in two parts:
 
-* an **activation rule** replaces each ReLU on the way back (guided backprop's guided ReLU,
-  DeConvNet's ReLU, LRP's pass-through; :mod:`tf_sanity.attribution.rules`). It reaches every ReLU:
-  standalone ``ReLU`` layers, ``Activation("relu")`` layers and the ``activation="relu"`` fused
-  into ``Conv2D`` / ``Dense``.
+* an **activation rule** replaces the backward pass of each ReLU-family unit (guided backprop's
+  guided rule, DeConvNet's, LRP's pass-through; :mod:`tf_sanity.attribution.rules`), with the unit's
+  real forward. It reaches activation layers (``ReLU``, ``LeakyReLU``, ``PReLU``, ``Activation``) and
+  activations fused into ``Conv2D`` / ``Dense``. What other element-wise activations get is the
+  composite's activation policy (:mod:`tf_sanity.attribution.activations`).
 * a **layer rule** replaces the backward pass of a layer's linear part (the layer with its fused
   activation split off), e.g. the LRP rules of "When Explanations Lie" (Sixt et al. 2020).
 
@@ -25,12 +26,12 @@ import keras
 import tensorflow as tf
 from keras import tree
 
-from tf_sanity.attribution import operations
+from tf_sanity.attribution import activations, operations
 from tf_sanity.attribution.graph import leaf_operations
 from tf_sanity.errors import SanityError
 
-# An activation rule takes the layer's original activation function and returns the replacement.
-ActivationRule = Callable[[Callable], Callable]
+# An activation rule takes an activations.Unit (the real forward, its derivative) and returns the replacement.
+ActivationRule = Callable[[activations.Unit], Callable]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,20 +40,21 @@ class Composite:
 
     Attributes:
       name: what the composite is called in messages (usually the method name).
-      relu: the activation rule applied to every ReLU, or None to keep the plain gradient.
+      relu: the activation rule applied to every ReLU-family unit, or None to keep the plain gradient
+        (then only plain ReLUs are accepted under the ``"strict"`` policy).
       layer_rule: ``layer -> LayerRule | None`` (:mod:`tf_sanity.attribution.rules`); None keeps the layer's plain gradient.
-      strict_activations: if True, an activation other than ReLU or linear is an error
-        (the rule is only defined for ReLU networks); never a silent fallback to the gradient.
+      activations: the activation policy (:data:`tf_sanity.attribution.activations.POLICIES`): what
+        element-wise activations outside the ReLU family get. ``"strict"`` makes them an error (the
+        rules are defined for ReLU networks); never a silent fallback to the gradient.
     """
 
     name: str
     relu: Optional[ActivationRule] = None
     layer_rule: Optional[Callable[[keras.layers.Layer], Optional[object]]] = None
-    strict_activations: bool = True
+    activations: str = "strict"
 
 
-def activation_name(fn):
-    return getattr(fn, "__name__", type(fn).__name__)
+activation_name = activations.function_name
 
 
 def is_plain_relu_layer(layer):
@@ -129,15 +131,6 @@ def _with_layer_rule(layer, rule, call, activation):
     return call_with_rule
 
 
-def _check_activation(composite, layer, fn):
-    name = activation_name(fn)
-    if name in ("linear", "relu") or not composite.strict_activations:
-        return name
-    raise SanityError(
-        f"{composite.name} is defined for ReLU networks; layer {layer.name!r} uses activation "
-        f"{name!r}: explain a model without it (e.g. a logits model instead of softmax)")
-
-
 @contextlib.contextmanager
 def applied(model, composite):
     """Context in which `model`'s layers run with `composite`'s backward rules.
@@ -145,14 +138,19 @@ def applied(model, composite):
     Use it only around tracing (inside a ``tf.function``): the traced graph keeps the rules,
     and the model is restored exactly on exit, also when an error interrupts.
 
+    The first time a composite is applied to a model, it warns which activations got which
+    treatment (:func:`tf_sanity.attribution.activations.report`) unless all are plain ReLUs.
+
     Raises:
-      SanityError: a layer the composite's rule does not support, or a non-ReLU activation.
+      SanityError: a layer the composite's rule does not support, or an activation its policy refuses.
     """
     patcher = _Patcher()
     try:
+        announcement = activations.report(model, composite)
         for op in leaf_operations(model):
             if not _apply_to_operation(composite, op, patcher):
                 _apply_to_layer(composite, op, patcher)
+        activations.announce(model, composite, announcement)
         yield model
     finally:
         patcher.restore()
@@ -215,7 +213,8 @@ def _apply_to_operation(composite, op, patcher):
                           f"write the model with Keras layers the method supports, or use a gradient method")
     elif operations.op_kind(op) == "relu":
         if composite.relu is not None:
-            patcher.set(op, "call", lambda x, *a, **k: composite.relu(tf.nn.relu)(x))
+            ruled = composite.relu(activations.unit_of_function(tf.nn.relu))
+            patcher.set(op, "call", lambda x, *a, **k: ruled(x))
         return True
     _check_supported(composite, rule, op)
     if rule is not None:
@@ -224,32 +223,19 @@ def _apply_to_operation(composite, op, patcher):
 
 
 def _apply_to_layer(composite, layer, patcher):
+    if isinstance(layer, activations.ACTIVATION_LAYERS):
+        call = activations.layer_call(composite, layer)
+        if call is not None:
+            patcher.set(layer, "call", call)
+        return
     rule = composite.layer_rule(layer) if composite.layer_rule else None
     _check_supported(composite, rule, layer)
-    if is_plain_relu_layer(layer) or (isinstance(layer, keras.layers.Activation)
-                                       and activation_name(layer.activation) == "relu"):
-        if composite.relu is not None:
-            patcher.set(layer, "call", lambda x, *a, **k: composite.relu(tf.nn.relu)(x))
-        return
-    if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation)):
-        _check_activation(composite, layer, layer.activation if hasattr(layer, "activation")
-                          else _leaky_relu_marker)
-        return
     activation = getattr(layer, "activation", None)
     if activation is not None:
-        name = _check_activation(composite, layer, activation)
-        if name == "relu" and composite.relu is not None:
-            activation = composite.relu(activation)
+        activation = activations.fused(composite, layer, activation)
     if rule is not None:
         patcher.set(layer, "activation", keras.activations.linear)
         patcher.set(layer, "call", _with_layer_rule(layer, rule, layer.call,
                                                     activation or keras.activations.linear))
     elif activation is not None and activation is not getattr(layer, "activation"):
         patcher.set(layer, "activation", activation)
-
-
-def _leaky_relu_marker(x):  # names a ReLU layer with slope, cap or threshold in errors
-    return x
-
-
-_leaky_relu_marker.__name__ = "relu with negative_slope/max_value/threshold"

@@ -29,15 +29,15 @@ import tensorflow as tf
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.merge_rules import PRODUCT_DIFFERENCE
 from tf_sanity.attribution.methods import backprop_method
-from tf_sanity.attribution.rules import relu_rule, strict_composite
+from tf_sanity.attribution.rules import activation_rule, strict_composite
 
 NEAR_ZERO = 1e-7
 
 
-def _rescale_backward(x, y, upstream):
-    """DeepLIFT's rescale rule for ReLU on a paired batch ``[x; reference]``.
+def _rescale_backward(x, y, upstream, derivative):
+    """DeepLIFT's rescale rule for an element-wise ``f`` on a paired batch ``[x; reference]``.
 
-    For the first half ``upstream * (relu(x) - relu(x_ref)) / (x - x_ref)`` (``relu'(x)`` where
+    For the first half ``upstream * (f(x) - f(x_ref)) / (x - x_ref)`` (``f'(x)`` where
     ``|x - x_ref| <= 1e-7``), zero for the reference half.
     """
     x_in, x_ref = tf.split(x, 2)
@@ -46,11 +46,11 @@ def _rescale_backward(x, y, upstream):
     dx = x_in - x_ref
     far = tf.abs(dx) > NEAR_ZERO
     ratio = (y_in - y_ref) / tf.where(far, dx, tf.ones_like(dx))
-    multiplier = tf.where(far, ratio, tf.cast(x_in > 0, x.dtype))
+    multiplier = tf.where(far, ratio, derivative(x_in))
     return tf.concat([up_in * multiplier, tf.zeros_like(up_in)], 0)
 
 
-rescale_relu = relu_rule(_rescale_backward)
+rescale_relu = activation_rule(_rescale_backward, "rescale")
 
 
 @functools.lru_cache(maxsize=None)
@@ -62,7 +62,7 @@ def rescale_composite():
 
 
 @backprop_method("deeplift", "DeepLIFT Resc.", signal="contribution", multiplies_by_input=True,
-                 baseline_setting="reference")
+                 baseline_setting="reference", activations="deeplift")
 def deeplift(*, reference=0.0):
     """DeepLIFT rescale: ``multipliers * (x - reference)``; sums to ``F(x) - F(reference)``.
 

@@ -242,7 +242,7 @@ def _relevance(composite):
 
 def method(name, label):
     """Registers an LRP-family method: it propagates relevance, a product with the input."""
-    return backprop_method(name, label, signal="relevance", multiplies_by_input=True)
+    return backprop_method(name, label, signal="relevance", multiplies_by_input=True, activations="relevance")
 
 
 @method("lrp_z", "LRP-z")

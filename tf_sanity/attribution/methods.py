@@ -15,6 +15,7 @@ All work goes through :mod:`tf_sanity.attribution.engine`: images are expanded i
 """
 
 import dataclasses
+import functools
 import inspect
 from typing import Callable, Optional
 
@@ -22,14 +23,22 @@ import keras
 import numpy as np
 import skimage.transform
 
-from tf_sanity.attribution import composites, engine, rules
+from tf_sanity.attribution import activations as activation_policies, composites, engine, rules
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.errors import SanityError, unknown_name
 
 METHODS = {}
 LABELS = {}
 
-GUIDED_BACKPROP = composites.Composite("guided_backprop", relu=rules.guided_relu)
+
+@functools.lru_cache(maxsize=None)
+def guided_composite(activations="gradient"):
+    """Guided backprop's rules: the guided rule at ReLU-family units, `activations` policy elsewhere."""
+    return composites.Composite("guided_backprop", relu=rules.guided_relu,
+                                activations=activation_policies.check_policy("guided", activations))
+
+
+GUIDED_BACKPROP = guided_composite()
 
 SIGNALS = ("gradient", "relevance", "contribution", "map")
 
@@ -121,15 +130,22 @@ def _base(name, label, **metadata):
     return decorate
 
 
-def backprop_method(name, label, **metadata):
+def backprop_method(name, label, *, activations=None, **metadata):
     """Registers a method that is one backward pass: ``@backprop_method("lrp_z", "LRP-z") def ...``.
 
     The decorated ``make_backprop(*, setting=default, ...) -> Backprop`` gives the method's settings
     (its keyword-only parameters, plus ``batch_size``); the decorated name becomes the registered
     :class:`Method`, so ``lrp_z(model, images, targets)`` explains like
     ``tf_sanity.explain(model, images, "lrp_z", targets)``.
+
+    Args:
+      activations: the method family in :data:`tf_sanity.attribution.activations.FAMILIES`
+        (``"guided"``, ``"relevance"``, ``"deeplift"``): adds the setting ``activations``, the policy
+        at element-wise activations outside the ReLU family, with the family's default.
     """
     def decorate(make):
+        if activations is not None:
+            make = activation_policies.with_setting(make, activations)
         def compute(model, x, targets, *, batch_size=engine.DEFAULT_BATCH_SIZE, **settings):
             return make(**settings).attribute(model, x, targets, batch_size)
 
@@ -214,13 +230,17 @@ def gradient_x_input(model, x, targets, *, batch_size=engine.DEFAULT_BATCH_SIZE)
 
 
 @_base("guided_backprop", "Guided Backprop", short_label="GBP", heatmap_reduction="abs_max",
-       make_backprop=lambda: Backprop(GUIDED_BACKPROP))
-def guided_backprop(model, x, targets, *, batch_size=engine.DEFAULT_BATCH_SIZE):
-    """Guided backpropagation: every ReLU's gradient is replaced by :func:`rules.guided_relu`.
+       make_backprop=lambda *, activations="gradient": Backprop(guided_composite(activations)))
+def guided_backprop(model, x, targets, *, activations="gradient", batch_size=engine.DEFAULT_BATCH_SIZE):
+    """Guided backpropagation: every ReLU-family unit's gradient is replaced by :func:`rules.guided_relu`.
 
-    Reaches standalone ReLU layers and ReLUs fused into Conv2D/Dense; the model is left unchanged.
+    Reaches activation layers and activations fused into Conv2D/Dense; the model is left unchanged.
+
+    Args:
+      activations: ``"gradient"`` (other element-wise activations keep their plain gradient, as in
+        captum and zennit) or ``"strict"`` (they raise); :mod:`tf_sanity.attribution.activations`.
     """
-    return _gradients(model, x, targets, GUIDED_BACKPROP, batch_size)
+    return _gradients(model, x, targets, guided_composite(activations), batch_size)
 
 
 def _baseline_like(x, baseline):
@@ -336,9 +356,14 @@ def gradcam(model, x, targets, *, layer=None, batch_size=engine.DEFAULT_BATCH_SI
 
 
 @_base("guided_gradcam", "Guided GradCAM", needs_spatial_layer=True)
-def guided_gradcam(model, x, targets, *, layer=None, batch_size=engine.DEFAULT_BATCH_SIZE):
-    """Guided Grad-CAM: guided backprop times GradCAM, element-wise (Selvaraju et al. 2017)."""
-    return (guided_backprop.compute(model, x, targets, batch_size=batch_size)
+def guided_gradcam(model, x, targets, *, layer=None, activations="gradient", batch_size=engine.DEFAULT_BATCH_SIZE):
+    """Guided Grad-CAM: guided backprop times GradCAM, element-wise (Selvaraju et al. 2017).
+
+    Args:
+      layer: GradCAM's layer (default: the last convolution layer).
+      activations: guided backprop's activation policy (``"gradient"`` or ``"strict"``).
+    """
+    return (guided_backprop.compute(model, x, targets, activations=activations, batch_size=batch_size)
             * gradcam.compute(model, x, targets, layer=layer, batch_size=batch_size))
 
 

@@ -1,9 +1,12 @@
 """DeConvNet and RectGrad: gradient-like methods that only change the backward pass of ReLUs.
 
 Two of the modified-backprop methods of "When Explanations Lie" (Sixt, Granz & Landgraf, ICML 2020;
-settings in ``docs/REFERENCE.md`` section 3). Every other layer passes the plain
-gradient (sums, gates and LayerNorm included: they hold no ReLU); layers outside :func:`tf_sanity.attribution.canonizers.layer_kind`'s list raise a ``SanityError``
-(a ReLU hidden in an unknown layer would otherwise be missed silently).
+settings in ``docs/REFERENCE.md`` section 3). Like guided backprop they change activations only: the
+ReLU family gets the rule below, other element-wise activations follow the guided family's activation
+policy (:mod:`tf_sanity.attribution.activations`), and every other layer passes its plain gradient, as
+in captum's ``Deconvolution`` and zennit's ``deconvnet`` composite. So they run on residual and
+depthwise networks (MobileNetV2, EfficientNet). A ReLU computed inside a custom layer's ``call`` (not
+an activation layer, not a fused ``activation``) is not reached, as for guided backprop.
 
 * DeConvNet (Zeiler & Fergus 2014): a ReLU's backward is ``relu(upstream)``, whatever the forward
   activation (:func:`tf_sanity.attribution.rules.deconvnet_relu`).
@@ -22,17 +25,16 @@ import tensorflow as tf
 from tf_sanity.attribution import rules
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.methods import backprop_method
-from tf_sanity.attribution.rules import strict_composite
+from tf_sanity.attribution.composites import Composite
 from tf_sanity.errors import SanityError
 
 
 @functools.lru_cache(maxsize=None)
 def deconvnet_composite():
-    return strict_composite("deconvnet", relu=rules.deconvnet_relu, gate=None, layernorm=None,
-                            rule_name="DeConvNet")
+    return Composite("deconvnet", relu=rules.deconvnet_relu)
 
 
-@backprop_method("deconvnet", "DeConvNet", heatmap_reduction="abs_max")
+@backprop_method("deconvnet", "DeConvNet", activations="guided", heatmap_reduction="abs_max")
 def deconvnet():
     """DeConvNet (Zeiler & Fergus 2014): ReLUs pass ``relu(upstream)`` back, other layers the gradient."""
     return Backprop(deconvnet_composite())
@@ -51,23 +53,24 @@ def percentile_per_row(values, q):
 
 
 def rectgrad_relu(q):
-    """RectGrad's ReLU rule for percentile `q`: backward ``1[a * g > tau] * g`` with ``a = relu(x)``."""
-    def backward(x, a, upstream):
+    """RectGrad's rule for percentile `q`: backward ``1[a * g > tau] * g`` with ``a = f(x)``, the unit's
+    real output (the gate replaces the unit's local derivative, as it replaces ReLU's in Kim et al.)."""
+    def backward(x, a, upstream, derivative):
         importance = a * upstream
         tau = percentile_per_row(tf.reshape(importance, [tf.shape(importance)[0], -1]), q)
         tau = tf.reshape(tau, [-1] + [1] * (len(importance.shape) - 1))
         return tf.where(importance > tau, upstream, tf.zeros_like(upstream))
 
-    return rules.relu_rule(backward)
+    return rules.activation_rule(backward, "RectGrad")
 
 
 @functools.lru_cache(maxsize=None)
 def rectgrad_composite(q):
-    return strict_composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q), gate=None, layernorm=None,
-                            rule_name="RectGrad")
+    return Composite(f"rectgrad_{q:g}", relu=rectgrad_relu(q))
 
 
-@backprop_method("rectgrad", "RectGrad", heatmap_reduction="abs_max", heatmap_percentile=100.0)
+@backprop_method("rectgrad", "RectGrad", activations="guided", heatmap_reduction="abs_max",
+                 heatmap_percentile=100.0)
 def rectgrad(*, percentile=98.0):
     """RectGrad (Kim et al. 2019): only units with importance above the percentile pass the gradient.
 

