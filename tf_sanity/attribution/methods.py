@@ -15,6 +15,7 @@ All work goes through :mod:`tf_sanity.attribution.engine`: images are expanded i
 """
 
 import dataclasses
+import importlib
 import inspect
 from typing import Callable, Optional
 
@@ -32,6 +33,7 @@ LABELS = {}
 GUIDED_BACKPROP = composites.Composite("guided_backprop", relu=rules.guided_relu)
 
 SIGNALS = ("gradient", "relevance", "contribution", "map")
+DEFAULT_BACKEND = "tf_sanity"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,14 +95,33 @@ class Method:
         value = {**self.settings, **(settings or {})}.get(self.baseline_setting)
         return 0.0 if value is None else value
 
-    def __call__(self, model, images, targets, **settings):
+    def __call__(self, model, images, targets, backend=DEFAULT_BACKEND, **settings):
+        compute = get_backend(backend)
         x, t, single = check_inputs(model, images, targets)
         unknown = set(settings) - set(self.settings)
         if unknown:
             raise SanityError(f"{self.name} has no setting {', '.join(sorted(unknown))}; "
                               f"valid: {', '.join(sorted(self.settings))}")
-        mask = self.compute(model, x, t, **{**self.settings, **settings})
+        mask = compute(self, model, x, t, {**self.settings, **settings})
         return mask[0] if single else mask
+
+
+def _engine_backend(method, model, x, targets, settings):
+    """The default backend: the method's own batched computation through :mod:`.engine`."""
+    return method.compute(model, x, targets, **settings)
+
+
+# name -> compute(method, model, x, targets, settings), or the module whose `compute` it is (imported on first use).
+BACKENDS = {DEFAULT_BACKEND: _engine_backend, "pair": "tf_sanity.attribution.pair_backend"}
+
+
+def get_backend(name):
+    """The compute function of backend `name` (:data:`BACKENDS`): ``f(method, model, x, targets, settings)``."""
+    if name not in BACKENDS:
+        raise unknown_name("backend", name, BACKENDS)
+    if isinstance(BACKENDS[name], str):
+        BACKENDS[name] = importlib.import_module(BACKENDS[name]).compute
+    return BACKENDS[name]
 
 
 def _settings_of(fn):
@@ -348,7 +369,7 @@ def get(method):
     return METHODS[method]
 
 
-def explain(model, images, method, targets, **settings):
+def explain(model, images, method, targets, backend=DEFAULT_BACKEND, **settings):
     """Explains `images` for `targets` with `method`; returns a numpy array shaped like `images`.
 
     Args:
@@ -356,6 +377,9 @@ def explain(model, images, method, targets, **settings):
       images: one image or a batch, shaped like the model's input.
       method: a name in :data:`METHODS` (or a :class:`Method`).
       targets: the class to explain, one integer per image (or one for all).
+      backend: ``"tf_sanity"`` (the batched engine) or ``"pair"``: the same method computed image by
+        image through PAIR's ``saliency.core`` classes (:mod:`tf_sanity.attribution.pair_backend`,
+        which raises for methods PAIR has no counterpart of).
       **settings: the method's settings, e.g. ``steps=50`` for IG or ``n=50`` for SmoothGrad.
     """
-    return get(method)(model, images, targets, **settings)
+    return get(method)(model, images, targets, backend=backend, **settings)
