@@ -96,7 +96,7 @@ class Method:
         return 0.0 if value is None else value
 
     def __call__(self, model, images, targets, backend=DEFAULT_BACKEND, **settings):
-        compute = get_backend(backend)
+        compute = get_backend(backend).compute
         x, t, single = check_inputs(model, images, targets)
         unknown = set(settings) - set(self.settings)
         if unknown:
@@ -106,21 +106,29 @@ class Method:
         return mask[0] if single else mask
 
 
-def _engine_backend(method, model, x, targets, settings):
-    """The default backend: the method's own batched computation through :mod:`.engine`."""
-    return method.compute(model, x, targets, **settings)
+class _EngineBackend:
+    """The default backend: each method's own batched computation through :mod:`.engine`."""
+
+    @staticmethod
+    def compute(method, model, x, targets, settings):
+        return method.compute(model, x, targets, **settings)
+
+    @staticmethod
+    def supported():
+        return list(METHODS)
 
 
-# name -> compute(method, model, x, targets, settings), or the module whose `compute` it is (imported on first use).
-BACKENDS = {DEFAULT_BACKEND: _engine_backend, "pair": "tf_sanity.attribution.pair_backend"}
+# name -> the backend (``compute(method, model, x, targets, settings)`` and ``supported() -> [method names]``),
+# or the path of the module that is it (imported on first use: the PAIR backend imports saliency).
+BACKENDS = {DEFAULT_BACKEND: _EngineBackend, "pair": "tf_sanity.attribution.pair_backend"}
 
 
 def get_backend(name):
-    """The compute function of backend `name` (:data:`BACKENDS`): ``f(method, model, x, targets, settings)``."""
+    """Backend `name` of :data:`BACKENDS`: an object with ``compute`` and ``supported``."""
     if name not in BACKENDS:
         raise unknown_name("backend", name, BACKENDS)
     if isinstance(BACKENDS[name], str):
-        BACKENDS[name] = importlib.import_module(BACKENDS[name]).compute
+        BACKENDS[name] = importlib.import_module(BACKENDS[name])
     return BACKENDS[name]
 
 
