@@ -203,3 +203,22 @@ def test_pair_backend_refuses_settings_pair_has_not(setup):
         tf_sanity.explain(model, x, "integrated_gradients", t, integration="midpoint", backend="pair")
     with pytest.raises(SanityError, match="valid: pair, tf_sanity"):
         tf_sanity.explain(model, x, "gradient", t, backend="captum")
+
+
+def test_the_docs_table_states_the_pair_class_of_every_method():
+    """docs/methods.md's backend table names, for every registered method, what backend="pair" uses."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "methods.md").read_text()
+    table = text[text.index('| method | `backend="pair"` computes it with |'):].split("\n\n")[0].splitlines()[2:]
+    stated = {}
+    for line in table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for name in re.findall(r"`(\w+)`", cells[0]):
+            stated[name] = None if cells[1].startswith("none") else re.sub(r"\s*\(integration.*\)", "", cells[1].replace("`", ""))
+            for suffix, cell in (("sg", cells[2]), ("vg", cells[3])):
+                if f"{name}_{suffix}" in tf_sanity.METHODS:
+                    stated[f"{name}_{suffix}"] = f"{stated[name]}, {cell.strip('`')}" if cell.startswith("`") else None
+    described = {name: pair_backend.describe(name) for name in tf_sanity.METHODS}
+    assert set(stated) == set(described)
+    assert stated == described
