@@ -268,7 +268,8 @@ def run(module, preset="quick", out="figures", config=None, progress=True, model
                              "options": options(config, models), "config": dataclasses.asdict(config),
                              "claims": [dataclasses.asdict(c) for c in claims]}, indent=1, default=str))
     elapsed = time.perf_counter() - start
-    print(f"{module.NAME} [{preset}{variant(options(config, models))}]: {len(units)} units ({len(units) - len(todo)} reused), "
+    print(f"{module.NAME} [{preset}{variant(options(config, models))}]: {len(units)} units "
+          f"({len(units) - len(todo)} reused), "
           f"{len(rows)} rows, {sum(c.passed is True for c in claims)}/{len(claims)} claims supported, "
           f"{elapsed:.1f} s", flush=True)
     return rows, claims

@@ -215,7 +215,8 @@ def test_the_docs_table_states_the_pair_class_of_every_method():
     for line in table:
         cells = [c.strip() for c in line.strip("|").split("|")]
         for name in re.findall(r"`(\w+)`", cells[0]):
-            stated[name] = None if cells[1].startswith("none") else re.sub(r"\s*\(integration.*\)", "", cells[1].replace("`", ""))
+            pair_class = re.sub(r"\s*\(integration.*\)", "", cells[1].replace("`", ""))
+            stated[name] = None if cells[1].startswith("none") else pair_class
             for suffix, cell in (("sg", cells[2]), ("vg", cells[3])):
                 if f"{name}_{suffix}" in tf_sanity.METHODS:
                     stated[f"{name}_{suffix}"] = f"{stated[name]}, {cell.strip('`')}" if cell.startswith("`") else None
