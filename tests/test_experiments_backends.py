@@ -80,3 +80,14 @@ def test_report_marks_claims_whose_verdicts_differ_between_backends(tmp_path):
     assert "| c0 | tf_sanity 0 | pair 0 | yes / yes |" in text
     assert "| c1 | tf_sanity 1 | pair 1 | **differs**: yes / **no** |" in text
     assert "`tf-sanity reproduce x --preset quick --models m --backend pair`" in text
+
+
+def test_the_cli_offers_every_registered_backend():
+    import argparse
+
+    from experiments import cli
+    from tf_sanity.attribution import methods
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    cli.add_parser(subparsers)
+    action = next(a for a in subparsers.choices["reproduce"]._actions if a.dest == "backend")
+    assert set(action.choices) == set(methods.BACKENDS) and action.default == methods.DEFAULT_BACKEND
