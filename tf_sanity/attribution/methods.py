@@ -15,7 +15,6 @@ All work goes through :mod:`tf_sanity.attribution.engine`: images are expanded i
 """
 
 import dataclasses
-import importlib
 import inspect
 from typing import Callable, Optional
 
@@ -24,6 +23,7 @@ import numpy as np
 import skimage.transform
 
 from tf_sanity.attribution import composites, engine, rules
+from tf_sanity.attribution.backends import BACKENDS, DEFAULT_BACKEND, get_backend  # noqa: F401
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.errors import SanityError, unknown_name
 
@@ -33,7 +33,6 @@ LABELS = {}
 GUIDED_BACKPROP = composites.Composite("guided_backprop", relu=rules.guided_relu)
 
 SIGNALS = ("gradient", "relevance", "contribution", "map")
-DEFAULT_BACKEND = "tf_sanity"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,32 +103,6 @@ class Method:
                               f"valid: {', '.join(sorted(self.settings))}")
         mask = compute(self, model, x, t, {**self.settings, **settings})
         return mask[0] if single else mask
-
-
-class _EngineBackend:
-    """The default backend: each method's own batched computation through :mod:`.engine`."""
-
-    @staticmethod
-    def compute(method, model, x, targets, settings):
-        return method.compute(model, x, targets, **settings)
-
-    @staticmethod
-    def supported():
-        return list(METHODS)
-
-
-# name -> the backend (``compute(method, model, x, targets, settings)`` and ``supported() -> [method names]``),
-# or the path of the module that is it (imported on first use: the PAIR backend imports saliency).
-BACKENDS = {DEFAULT_BACKEND: _EngineBackend, "pair": "tf_sanity.attribution.pair_backend"}
-
-
-def get_backend(name):
-    """Backend `name` of :data:`BACKENDS`: an object with ``compute`` and ``supported``."""
-    if name not in BACKENDS:
-        raise unknown_name("backend", name, BACKENDS)
-    if isinstance(BACKENDS[name], str):
-        BACKENDS[name] = importlib.import_module(BACKENDS[name])
-    return BACKENDS[name]
 
 
 def _settings_of(fn):
