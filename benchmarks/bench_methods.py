@@ -1,5 +1,9 @@
 """Batched engine vs PAIR's per-image `GetMask` vs the floor, on the paper's MNIST CNN.
 
+Both backends of `tf_sanity.explain` run on the same work (all `--images` images, the same settings):
+`backend="tf_sanity"` (the batched engine) and `backend="pair"` (PAIR's `saliency.core` classes, image
+by image, over the engine's compiled gradient); the `pair/ours` column is their ratio.
+
 The floor is (number of forward+backward passes) x (time per image of one pass at the best batch
 size): what any implementation that computes the same gradients must spend. Goals (issue 2):
 >= 10x faster than PAIR, within 1.3x of the floor.
@@ -101,14 +105,18 @@ def main():
              xi, c, a, nsamples=k, magnitude=False, x_steps=s, batch_size=s)),
     ]
     call = pair_call(model)
-    header = f"{'method':<14}{'passes':>9}{'ours s':>9}{'floor s':>9}{'/floor':>8}{'PAIR(b=1) s':>13}{'speed-up':>9}" \
-             f"{'PAIR(b=steps) s':>17}{'speed-up':>9}"
+    header = f"{'method':<14}{'passes':>9}{'ours s':>9}{'floor s':>9}{'/floor':>8}{'backend=pair s':>16}" \
+             f"{'pair/ours':>10}{'PAIR(b=1) s':>13}{'speed-up':>9}{'PAIR(b=steps) s':>17}{'speed-up':>9}"
     print(header)
     for label, method, settings, passes, pair_default, pair_batched in cases:
         tf_sanity.explain(model, x[:2], method, targets[:2], batch_size=args.batch_size, **settings)  # warm up
         ours = timed(lambda: tf_sanity.explain(model, x, method, targets, batch_size=args.batch_size, **settings))
         floor = passes * per_pass
-        row = f"{label:<14}{passes:>9}{ours:>9.2f}{floor:>9.2f}{ours / floor:>8.2f}"
+        backend = dict(batch_size=args.batch_size, backend="pair", **settings)
+        tf_sanity.explain(model, x[:1], method, targets[:1], **backend)  # warm up
+        pair_backend = timed(lambda: tf_sanity.explain(model, x, method, targets, **backend))
+        row = f"{label:<14}{passes:>9}{ours:>9.2f}{floor:>9.2f}{ours / floor:>8.2f}{pair_backend:>16.2f}" \
+              f"{pair_backend / ours:>9.1f}x"
         for pair in (pair_default, pair_batched):
             if pair is None:
                 row += f"{'-':>17}{'-':>9}" if pair is pair_batched else ""

@@ -15,6 +15,11 @@ def add_parser(subparsers):
     p.add_argument("names", nargs="*", help="experiment names, or 'all' for every one whose inputs are available")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.add_argument("--preset", default="quick", choices=("quick", "paper"))
+    p.add_argument("--backend", default="tf_sanity", choices=("tf_sanity", "pair"),
+                   help="compute the masks with tf_sanity's batched engine (default) or, image by image, with PAIR's "
+                   "saliency.core classes as the original setup did; results and files are kept apart (-pair)")
+    p.add_argument("--models", nargs="+", metavar="MODEL",
+                   help="run only these models of an experiment that has several (e.g. mnist-cnn)")
     p.add_argument("--out", default="figures", help="output folder (default: figures/)")
     p.add_argument("--data-dir", help="folder with mnist/, fashion-mnist/ (the original .gz files) and imagenet/ "
                    "(labels.csv and images) for offline use; sets $TF_SANITY_DATA_DIR")
@@ -46,7 +51,7 @@ def reproduce(args):
     modules = [experiments.get(name) for name in names]  # unknown names fail before any work
     for module in modules:
         try:
-            common.run(module, args.preset, args.out)
+            common.run(module, args.preset, args.out, models=args.models, backend=args.backend)
         except SanityError as e:
             if not run_all:
                 raise

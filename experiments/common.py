@@ -117,7 +117,7 @@ class Store:
 
     def __init__(self, out, name, preset, config=None, inputs="", variant=""):
         self.out = pathlib.Path(out)
-        self.stem = f"{name}-{preset}" + (f"-{variant}" if variant else "")
+        self.stem = f"{name}-{preset}{variant}"
         key = repr(config) + (f"\n{inputs}" if inputs else "")
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         self.units_dir = self.out / ".units" / f"{self.stem}-{digest}"
@@ -157,15 +157,78 @@ class Store:
         return self.out / "results" / f"{self.stem}.csv"
 
 
-def store_for(module, preset, out, config):
-    """The :class:`Store` of `module` run with `config` (keyed by the config and the module's ``inputs``;
-    files named with the module's ``variant(config)``, e.g. the ImageNet network, if it has one)."""
+def store_for(module, preset, out, config, models=None):
+    """The :class:`Store` of `module` run with `config` (keyed by the config and the module's ``inputs``).
+
+    Its files are named ``<name>-<preset>[-<module variant>][-<models>][-<backend>]``: the module's
+    ``variant(config)`` (e.g. the ImageNet network) if it has one, then :func:`variant` of the ``--models``
+    and ``--backend`` options.
+    """
     config = module.resolve(config) if hasattr(module, "resolve") else config
+    own = module.variant(config) if hasattr(module, "variant") else ""
     return Store(out, module.NAME, preset, config, module.inputs(config) if hasattr(module, "inputs") else "",
-                 module.variant(config) if hasattr(module, "variant") else "")
+                 (f"-{own}" if own else "") + variant(options(config, models)))
 
 
-def run(module, preset="quick", out="figures", config=None, progress=True):
+DEFAULT_BACKEND = "tf_sanity"
+
+
+def options(config, models=None):
+    """The ``reproduce`` options of a run: ``{"models": [...], "backend": name}``, each only where given."""
+    out = {"models": list(config.models)} if models else {}
+    if getattr(config, "backend", DEFAULT_BACKEND) != DEFAULT_BACKEND:
+        out["backend"] = config.backend
+    return out
+
+
+def variant(opts):
+    """The file-name suffix of a run with :func:`options` `opts` (e.g. ``-mnist-cnn-pair``), so that a run
+    of some models or with another backend never overwrites the preset's files."""
+    parts = (["+".join(opts["models"])] if "models" in opts else []) + ([opts["backend"]] if "backend" in opts else [])
+    return "".join(f"-{part}" for part in parts)
+
+
+def configure(module, preset, backend=None, models=None, config=None):
+    """The preset's config (or `config`) with only the `models` given and another saliency `backend`.
+
+    A backend computes the same methods through other code (``"pair"``: PAIR's ``saliency.core``, as the
+    original setup). The config's ``backend`` field reaches every mask through :func:`method_settings`, and
+    since results are keyed by the config, each backend's results are kept apart. Methods of the config that
+    the backend has no counterpart of are left out of the run, and it says which (a backend never falls
+    back to another).
+
+    Raises:
+      SanityError: unknown preset, backend or model, or the experiment does not take the option.
+    """
+    if config is None:
+        if preset not in module.PRESETS:
+            raise SanityError(f"unknown preset {preset!r}; valid: {', '.join(module.PRESETS)}")
+        config = module.PRESETS[preset]
+    changes = {}
+    if models:
+        if not hasattr(config, "models"):
+            raise SanityError(f"{module.NAME} has no models to choose from; run it without --models")
+        unknown = sorted(set(models) - set(config.models))
+        if unknown:
+            raise SanityError(f"{module.NAME} [{preset}] has no model {', '.join(unknown)}; valid: "
+                              f"{', '.join(config.models)}")
+        changes["models"] = tuple(m for m in config.models if m in models)
+    if backend not in (None, DEFAULT_BACKEND):
+        from tf_sanity.attribution import methods as registry
+        supported = registry.get_backend(backend).supported()
+        if not hasattr(config, "backend"):
+            raise SanityError(f"{module.NAME} does not take --backend: some of its masks do not come from "
+                              "tf_sanity.explain with the config's settings; run it without --backend")
+        changes["backend"] = backend
+        left_out = [m for m in getattr(config, "methods", ()) if m not in supported]
+        if left_out:
+            print(f"{module.NAME}: backend {backend!r} has no counterpart of {', '.join(left_out)}; "
+                  "left out of this run", flush=True)
+            changes["methods"] = tuple(m for m in config.methods if m in supported)
+    return dataclasses.replace(config, **changes)
+
+
+def run(module, preset="quick", out="figures", config=None, progress=True, models=None, backend=None):
     """Runs (or resumes) one experiment and writes its CSV, figures and claims.
 
     Args:
@@ -174,17 +237,16 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
       out: output folder: ``results/<stem>.csv``, ``<stem>[-suffix].png/.pdf``, ``claims/<stem>.json``,
         the stem being ``<name>-<preset>[-<variant>]``.
       config: a config to use instead of the preset's.
+      models, backend: ``--models`` and ``--backend`` (:func:`configure`); the files of a run with either
+        get :func:`variant`'s suffix (``<name>-<preset>-mnist-cnn-pair.csv``).
 
     Returns:
       ``(rows, claims)``.
     """
-    if config is None:
-        if preset not in module.PRESETS:
-            raise SanityError(f"unknown preset {preset!r}; valid: {', '.join(module.PRESETS)}")
-        config = module.PRESETS[preset]
+    config = configure(module, preset, backend, models, config)
     if hasattr(module, "resolve"):  # settings chosen at run time (e.g. which ImageNet network) made explicit
         config = module.resolve(config)
-    store = store_for(module, preset, out, config)
+    store = store_for(module, preset, out, config, models)
     units = list(module.units(config))
     todo = [u for u in units if not store.done(u)]
     start = time.perf_counter()
@@ -211,10 +273,11 @@ def run(module, preset="quick", out="figures", config=None, progress=True):
     claims = module.claims(rows, config)
     atomic_write(pathlib.Path(out) / "claims" / f"{store.stem}.json",
                  json.dumps({"experiment": module.NAME, "title": module.TITLE, "preset": preset,
-                             "config": dataclasses.asdict(config),
+                             "options": options(config, models), "config": dataclasses.asdict(config),
                              "claims": [dataclasses.asdict(c) for c in claims]}, indent=1, default=str))
     elapsed = time.perf_counter() - start
-    print(f"{module.NAME} [{preset}]: {len(units)} units ({len(units) - len(todo)} reused), "
+    print(f"{module.NAME} [{preset}{variant(options(config, models))}]: {len(units)} units "
+          f"({len(units) - len(todo)} reused), "
           f"{len(rows)} rows, {sum(c.passed is True for c in claims)}/{len(claims)} claims supported, "
           f"{elapsed:.1f} s", flush=True)
     return rows, claims
@@ -233,8 +296,8 @@ def require_datasets(config, model_names):
 
 
 def method_settings(method, config):
-    """Settings for `method` from a config's ``ig_steps``, ``samples``, ``seed``, ``batch_size`` and
-    ``gradcam_layer``, as the method's metadata says it takes them."""
+    """Settings for `method` from a config's ``ig_steps``, ``samples``, ``seed``, ``batch_size``,
+    ``gradcam_layer`` and ``backend``, as the method's metadata says it takes them."""
     from tf_sanity.attribution import methods
     meta = methods.get(method)
     settings = {"batch_size": getattr(config, "batch_size", 256)}
@@ -244,6 +307,8 @@ def method_settings(method, config):
         settings.update(n=config.samples, seed=config.seed)
     if meta.needs_spatial_layer and getattr(config, "gradcam_layer", None):
         settings["layer"] = config.gradcam_layer
+    if getattr(config, "backend", DEFAULT_BACKEND) != DEFAULT_BACKEND:
+        settings["backend"] = config.backend
     return settings
 
 

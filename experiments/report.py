@@ -8,6 +8,60 @@ def _verdict(passed):
     return {True: "yes", False: "**no**", None: "n/a"}.get(passed, str(passed))
 
 
+def _command(data):
+    opts = data.get("options", {})
+    return (f"tf-sanity reproduce {data['experiment']} --preset {data['preset']}"
+            + (f" --models {' '.join(opts['models'])}" if "models" in opts else "")
+            + (f" --backend {opts['backend']}" if "backend" in opts else ""))
+
+
+def _row(cells):
+    return "| " + " | ".join(str(x).replace("|", "/").replace("\n", " ") for x in cells) + " |"
+
+
+def _left_out(base, other, backend):
+    missing = [m for m in base["config"].get("methods", ()) if m not in other["config"].get("methods", ())]
+    return f" The {backend} run leaves out {', '.join(missing)} (no counterpart there)." if missing else ""
+
+
+def _compare(base, other, backend):
+    """Lines comparing the claims of default-backend run `base` with `other`'s, claim by claim."""
+    theirs = {(c["paper"], c["claim"]): c for c in other["claims"]}
+    shared = [(c, theirs[(c["paper"], c["claim"])]) for c in base["claims"] if (c["paper"], c["claim"]) in theirs]
+    same = sum(a["passed"] == b["passed"] for a, b in shared)
+    models = other.get("options", {}).get("models")
+    summary = (f"`{_command(base)}` vs `{_command(other)}`: {same} of {len(shared)} claims get the same verdict"
+               + ("" if same == len(shared) else " (**differs** where marked)")
+               + (f"; {len(base['claims']) - len(shared)} claims only in one run" if len(shared) < len(base["claims"])
+                  else "") + "." + _left_out(base, other, backend))
+    lines = [f"### {base['experiment']} [{', '.join([base['preset']] + (models or []))}]: tf_sanity vs {backend}", "",
+             summary, "", f"| claim | ours, tf_sanity | ours, {backend} | supported (tf_sanity / {backend}) |",
+             "|---|---|---|---|"]
+    for a, b in shared:
+        verdicts = f"{_verdict(a['passed'])} / {_verdict(b['passed'])}"
+        lines.append(_row([a["claim"], a["ours"], b["ours"],
+                           verdicts if a["passed"] == b["passed"] else f"**differs**: {verdicts}"]))
+    return lines + [""]
+
+
+def _backend_comparison(runs):
+    """Lines comparing runs of the same experiment, preset and models made with different backends."""
+    groups = {}
+    for data in runs:
+        opts = data.get("options", {})
+        key = (data["experiment"], data["preset"], tuple(opts.get("models", ())))
+        groups.setdefault(key, {})[opts.get("backend", "tf_sanity")] = data
+    lines = [line for by_backend in groups.values() if "tf_sanity" in by_backend
+             for backend, other in by_backend.items() if backend != "tf_sanity"
+             for line in _compare(by_backend["tf_sanity"], other, backend)]
+    if not lines:
+        return []
+    return ["## Backends compared", "",
+            "The same experiment run with the default batched engine (`--backend tf_sanity`) and with PAIR's "
+            "`saliency.core` classes, image by image, as the original setup computed its masks "
+            "(`--backend pair`).", ""] + lines
+
+
 def write(out="figures"):
     """Collects ``<out>/claims/*.json`` into ``<out>/REPORT.md``; returns its path."""
     out = pathlib.Path(out)
@@ -16,21 +70,24 @@ def write(out="figures"):
              "each section names its experiment, preset and settings. 'supported' says whether our "
              "numbers agree with the paper within the stated tolerance, or support its qualitative claim.", ""]
     runs = [json.loads(path.read_text()) for path in sorted((out / "claims").glob("*.json"))]
-    lines += ["| experiment | preset | supported | not supported | not checkable |", "|---|---|---:|---:|---:|"]
+    lines += ["| experiment | preset | options | supported | not supported | not checkable |",
+              "|---|---|---|---:|---:|---:|"]
     for data in runs:
         verdicts = [c["passed"] for c in data["claims"]]
-        lines.append(f"| {data['experiment']} | {data['preset']} | {verdicts.count(True)} | {verdicts.count(False)} "
-                     f"| {verdicts.count(None)} |")
+        opts = ", ".join(f"{k}: {' '.join(v) if isinstance(v, list) else v}"
+                         for k, v in data.get("options", {}).items())
+        lines.append(f"| {data['experiment']} | {data['preset']} | {opts} | {verdicts.count(True)} "
+                     f"| {verdicts.count(False)} | {verdicts.count(None)} |")
     lines.append("")
+    lines += _backend_comparison(runs)
     for data in runs:
-        lines += [f"## {data['title']}", "",
-                  f"`tf-sanity reproduce {data['experiment']} --preset {data['preset']}`", "",
+        lines += [f"## {data['title']}", "", f"`{_command(data)}`", "",
                   "<details><summary>settings</summary>", "", "```json", json.dumps(data["config"], indent=1),
                   "```", "</details>", "",
                   "| paper | claim | paper value | ours | tolerance | supported |", "|---|---|---|---|---|---|"]
         for c in data["claims"]:
-            cells = [c["paper"], c["claim"], c["paper_value"], c["ours"], c["tolerance"], _verdict(c["passed"])]
-            lines.append("| " + " | ".join(str(x).replace("|", "/").replace("\n", " ") for x in cells) + " |")
+            lines.append(_row([c["paper"], c["claim"], c["paper_value"], c["ours"], c["tolerance"],
+                               _verdict(c["passed"])]))
         lines.append("")
     path = out / "REPORT.md"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ class Config:
       ig_steps, samples: IG steps and SmoothGrad / VarGrad samples.
       policy: randomization policy (``"paper"`` or ``"original_code"``); profile: training profile.
       target: ``"label"`` (true label) or ``"prediction"`` (each model's own argmax).
+      backend: ``"tf_sanity"`` or ``"pair"`` (every mask through PAIR's ``saliency.core``; ``--backend pair``).
     """
 
     models: tuple = ("mnist-cnn", "mnist-mlp", "fashion_mnist-cnn", "fashion_mnist-mlp")
@@ -62,6 +63,7 @@ class Config:
     seed: int = 0
     data_dir: str = ""
     batch_size: int = 256
+    backend: str = "tf_sanity"
 
 
 PRESETS = {

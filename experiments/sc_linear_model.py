@@ -47,6 +47,7 @@ class Config:
       datasets: ``"imagenet"`` (test bed under `subset`), ``"mnist"``, ``"fashion_mnist"``.
       images: images per dataset; size: ImageNet image side.
       ig_steps: IG steps (PAIR's rule); samples: SmoothGrad samples.
+      backend: ``"tf_sanity"`` or ``"pair"`` (every mask through PAIR's ``saliency.core``; ``--backend pair``).
     """
 
     datasets: tuple = ("imagenet",)
@@ -58,6 +59,7 @@ class Config:
     seed: int = 0
     data_dir: str = ""
     batch_size: int = 64
+    backend: str = "tf_sanity"
 
 
 PRESETS = {"quick": Config(),

@@ -50,5 +50,5 @@ def test_report_counts_verdicts_and_lists_every_claim(tmp_path):
     common.atomic_write(tmp_path / "claims" / "x-quick.json", json.dumps(
         dict(experiment="x", title="X figure", preset="quick", config={}, claims=claims)))
     text = report.write(tmp_path).read_text()
-    assert "| x | quick | 2 | 1 | 1 |" in text
+    assert "| x | quick |  | 2 | 1 | 1 |" in text
     assert all(f"| P | c{i} |" in text for i in range(4)) and "| **no** |" in text

@@ -24,6 +24,7 @@ import numpy as np
 import skimage.transform
 
 from tf_sanity.attribution import activations as activation_policies, composites, engine, rules
+from tf_sanity.attribution.backends import BACKENDS, DEFAULT_BACKEND, get_backend  # noqa: F401
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.errors import SanityError, unknown_name
 
@@ -102,13 +103,14 @@ class Method:
         value = {**self.settings, **(settings or {})}.get(self.baseline_setting)
         return 0.0 if value is None else value
 
-    def __call__(self, model, images, targets, **settings):
+    def __call__(self, model, images, targets, backend=DEFAULT_BACKEND, **settings):
+        compute = get_backend(backend).compute
         x, t, single = check_inputs(model, images, targets)
         unknown = set(settings) - set(self.settings)
         if unknown:
             raise SanityError(f"{self.name} has no setting {', '.join(sorted(unknown))}; "
                               f"valid: {', '.join(sorted(self.settings))}")
-        mask = self.compute(model, x, t, **{**self.settings, **settings})
+        mask = compute(self, model, x, t, {**self.settings, **settings})
         return mask[0] if single else mask
 
 
@@ -376,7 +378,7 @@ def get(method):
     return METHODS[method]
 
 
-def explain(model, images, method, targets, **settings):
+def explain(model, images, method, targets, backend=DEFAULT_BACKEND, **settings):
     """Explains `images` for `targets` with `method`; returns a numpy array shaped like `images`.
 
     Args:
@@ -384,6 +386,9 @@ def explain(model, images, method, targets, **settings):
       images: one image or a batch, shaped like the model's input.
       method: a name in :data:`METHODS` (or a :class:`Method`).
       targets: the class to explain, one integer per image (or one for all).
+      backend: ``"tf_sanity"`` (the batched engine) or ``"pair"``: the same method computed image by
+        image through PAIR's ``saliency.core`` classes (:mod:`tf_sanity.attribution.pair_backend`,
+        which raises for methods PAIR has no counterpart of).
       **settings: the method's settings, e.g. ``steps=50`` for IG or ``n=50`` for SmoothGrad.
     """
-    return get(method)(model, images, targets, **settings)
+    return get(method)(model, images, targets, backend=backend, **settings)
