@@ -24,10 +24,10 @@ from tf_sanity.errors import SanityError
 
 # name -> (module, attribute or None for the module itself)
 _EXPORTS = {
-    "explain": ("tf_sanity.attribution.methods", "explain"),
+    "explain": ("tf_sanity.attribution.registry", "explain"),
     "METHODS": ("tf_sanity.attribution", "METHODS"),
     "LABELS": ("tf_sanity.attribution", "LABELS"),
-    "Method": ("tf_sanity.attribution.methods", "Method"),
+    "Method": ("tf_sanity.attribution.registry", "Method"),
     "smoothgrad": ("tf_sanity.attribution.noise_tunnel", "smoothgrad"),
     "vargrad": ("tf_sanity.attribution.noise_tunnel", "vargrad"),
     "attribution": ("tf_sanity.attribution", None),

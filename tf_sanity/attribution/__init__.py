@@ -2,8 +2,8 @@
 
 * :mod:`.engine`: the one place methods touch TensorFlow (compiled, cached, batch-polymorphic
   functions; multi-device splitting);
-* :mod:`.methods`: the registry :data:`METHODS` with each method's metadata, and the methods of
-  Adebayo et al. (2018); :mod:`.noise_tunnel`: SmoothGrad and VarGrad over any method;
+* :mod:`.registry`: the one registry :data:`METHODS`, each :class:`Method` with its metadata;
+  :mod:`.methods`: the methods of Adebayo et al. (2018); :mod:`.noise_tunnel`: SmoothGrad and VarGrad over any method;
 * :mod:`.graph`, :mod:`.canonizers`, :mod:`.composites`, :mod:`.rules`, :mod:`.backprop`: backward
   rules and how they reach every layer;
 * :mod:`.lrp`, :mod:`.deeplift`, :mod:`.modified_bp`, :mod:`.patterns`: the modified-backprop methods
@@ -12,5 +12,5 @@
 
 from tf_sanity.attribution import engine, methods, noise_tunnel  # noqa: F401  (base methods, then SG / VG)
 from tf_sanity.attribution import deeplift, lrp, modified_bp, patterns  # noqa: F401  (Sixt et al.'s methods)
-from tf_sanity.attribution.methods import LABELS, METHODS, Method, explain, get  # noqa: F401
+from tf_sanity.attribution.registry import LABELS, METHODS, Method, explain, get  # noqa: F401
 from tf_sanity.attribution.noise_tunnel import smoothgrad, vargrad  # noqa: F401

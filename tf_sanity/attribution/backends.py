@@ -22,7 +22,7 @@ class _EngineBackend:
 
     @staticmethod
     def supported():
-        from tf_sanity.attribution.methods import METHODS
+        from tf_sanity.attribution.registry import METHODS
         return list(METHODS)
 
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.merge_rules import PRODUCT_DIFFERENCE
-from tf_sanity.attribution.methods import backprop_method
+from tf_sanity.attribution.registry import backprop_method
 from tf_sanity.attribution.rules import activation_rule, strict_composite
 
 NEAR_ZERO = 1e-7

@@ -44,7 +44,7 @@ from tf_sanity.attribution import canonizers, engine, rules
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.merge_rules import CONSTANT_GATE, SumRule
 from tf_sanity.attribution.graph import is_first_layer
-from tf_sanity.attribution.methods import backprop_method
+from tf_sanity.attribution.registry import backprop_method
 from tf_sanity.attribution.rules import AffineRule, safe_divide, strict_composite, vjp
 from tf_sanity.errors import SanityError
 

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from tf_sanity.attribution import rules
 from tf_sanity.attribution.backprop import Backprop
-from tf_sanity.attribution.methods import backprop_method
+from tf_sanity.attribution.registry import backprop_method
 from tf_sanity.attribution.composites import Composite
 from tf_sanity.errors import SanityError
 

@@ -38,7 +38,7 @@ from tf_sanity.attribution import engine
 from tf_sanity.attribution.backprop import Backprop
 from tf_sanity.attribution.canonizers import Affine, feeds_relu, layer_kind
 from tf_sanity.attribution.graph import DEPTHWISE_TYPES, SEPARABLE_TYPES, input_tensor, leaf_layers, model_graph
-from tf_sanity.attribution.methods import backprop_method
+from tf_sanity.attribution.registry import backprop_method
 from tf_sanity.attribution.rules import AffineRule, safe_divide, strict_composite, vjp
 from tf_sanity.errors import SanityError
 

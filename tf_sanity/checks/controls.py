@@ -20,7 +20,7 @@ method list of :func:`tf_sanity.checks.model_randomization`::
 import numpy as np
 import skimage.filters
 
-from tf_sanity.attribution.methods import Method
+from tf_sanity.attribution.registry import Method
 from tf_sanity.errors import SanityError
 
 EDGE_DETECTOR = "edge_detector"
