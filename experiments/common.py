@@ -14,6 +14,9 @@ An experiment that reads inputs its config does not pin down (the ImageNet test 
 ``inputs(config) -> str`` identifying them; it is part of the result store's key, so results are never
 reused for other inputs. (MNIST and Fashion-MNIST need none: tfds verifies their checksums.)
 
+Optional: ``resolve(config) -> config`` makes a run-time choice explicit (the ImageNet figures' ``model="auto"``),
+and ``variant(config) -> str`` names the files ``<name>-<preset>-<variant>`` (:func:`store_for`).
+
 An experiment that draws masks sets ``ARRAYS = True``: its ``compute`` returns ``(rows, {name: array})``,
 the arrays are stored beside the unit's rows, and ``plot(rows, config, arrays)`` receives
 ``{unit: {name: array}}``.
