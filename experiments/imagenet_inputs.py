@@ -4,11 +4,13 @@ Not an experiment. The network (:data:`NETWORKS`, chosen by the config's ``model
 ``--model`` / ``$TF_SANITY_IMAGENET_MODEL``) is the paper's TF-slim Inception v3 when its checkpoint
 is given, else EfficientNet-Lite0 from its published ImageNet weights, which install offline: a
 trained stand-in for Inception v3 (a different, shallower ReLU6 network with residual blocks and
-depthwise convolutions), named as such wherever its numbers appear. The test bed is ``<data dir>/imagenet/labels.csv`` (as ``../shared/data``), the data
-dir being the config's ``data_dir`` or ``$TF_SANITY_DATA_DIR`` (:func:`experiments.common.data_dir`).
+depthwise convolutions), named as such wherever its numbers appear. The test bed is
+``<data dir>/imagenet/labels.csv`` (as ``../shared/data``), the data dir being the config's ``data_dir``
+or ``$TF_SANITY_DATA_DIR`` (:func:`experiments.common.data_dir`).
 Images are read by :mod:`slim_models.imagenet`: decoded as RGB, scaled to [-1, 1] (``img / 127.5 - 1``)
-and resized to 299 x 299; ``central_fraction=1.0`` (the default here) resizes the whole image as the
-original notebooks did (PIL resize to 299), 0.875 is slim's evaluation crop.
+and resized to the network's size (299 x 299; EfficientNet-Lite0: 224 x 224, then its own preprocessing);
+``central_fraction=1.0`` (the default here) resizes the whole image as the original notebooks did (PIL
+resize to 299), 0.875 is slim's evaluation crop.
 
 The Inception figures need the real TF-slim ``inception_v3.ckpt`` (``inception_v3_2016_08_28``):
 the config's ``checkpoint`` or ``$TF_SANITY_INCEPTION_CKPT`` (a path, or ``official`` for the official

@@ -8,9 +8,10 @@ The package has three layers (see ``DEVELOPERS.md``):
 
 * :mod:`tf_sanity.attribution`: saliency methods as compiled, batched backward passes (engine,
   methods and their registry, backward rules, canonizers, the modified-backprop families);
-* :mod:`tf_sanity.checks`: the sanity checks (model and data randomization, similarity metrics,
-  statistics, cosine similarity convergence);
-* :mod:`tf_sanity.models`: the papers' networks, their data sets, training and the model cache.
+* :mod:`tf_sanity.checks`: the sanity checks (model and data randomization with default block groups,
+  similarity metrics, statistics, cosine similarity convergence, sMPRT / eMPRT, controls and verdicts);
+* :mod:`tf_sanity.models`: the papers' networks, their data sets, training and the model cache, and
+  EfficientNet-Lite0, the ImageNet figures' offline stand-in.
 
 Names are imported on first use, so ``import tf_sanity`` (and ``python -m tf_sanity --help``)
 does not load TensorFlow. The module paths of version 0.1 (``tf_sanity.randomization``,

@@ -4,8 +4,11 @@
   functions; multi-device splitting);
 * :mod:`.registry`: the one registry :data:`METHODS`, each :class:`Method` with its metadata;
   :mod:`.methods`: the methods of Adebayo et al. (2018); :mod:`.noise_tunnel`: SmoothGrad and VarGrad over any method;
-* :mod:`.graph`, :mod:`.canonizers`, :mod:`.composites`, :mod:`.rules`, :mod:`.backprop`: backward
-  rules and how they reach every layer;
+* :mod:`.backends`, :mod:`.pair_backend`: which code computes a method (the engine, or PAIR's
+  ``saliency.core`` classes with ``explain(..., backend="pair")``);
+* :mod:`.graph`, :mod:`.operations`, :mod:`.canonizers`, :mod:`.activations`, :mod:`.composites`,
+  :mod:`.rules`, :mod:`.merge_rules`, :mod:`.backprop`: backward rules and how they reach every layer,
+  activation and raw operation;
 * :mod:`.lrp`, :mod:`.deeplift`, :mod:`.modified_bp`, :mod:`.patterns`: the modified-backprop methods
   of "When Explanations Lie" (Sixt et al. 2020).
 """
