@@ -20,6 +20,7 @@ EXPERIMENTS = {
     "sc_fig1_edge_detectors": "experiments.sc_fig1_edge_detectors",
     "sc_imagenet_randomization": "experiments.sc_imagenet_randomization",
     "when_explanations_lie": "experiments.when_explanations_lie",
+    "wel_imagenet_csc": "experiments.wel_imagenet_csc",
 }
 
 

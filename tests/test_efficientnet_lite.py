@@ -288,3 +288,12 @@ def test_code_in_the_pickle_is_never_run(tmp_path, where):
     message = _one_line_error(path)
     assert "refusing" in message and "system" in message
     assert not marker.exists()
+
+
+def test_csc_reads_every_block_output_bottom_up():
+    from experiments import wel_imagenet_csc
+    model = efficientnet_lite.build()
+    names = [layer.name for layer in model.layers]
+    layers = wel_imagenet_csc.read_layers()
+    assert len(layers) == 1 + 16 + 1 and all(name in names for name in layers)
+    assert [names.index(n) for n in layers] == sorted(names.index(n) for n in layers)  # bottom up
