@@ -76,9 +76,9 @@ def cross_entropy(logits, labels):
 def run(args):
     import importlib
 
-    import tensorflow as tf
 
     from slim_models import imagenet
+    from tf_sanity.attribution import engine
     from tf_sanity.errors import SanityError
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
@@ -93,7 +93,7 @@ def run(args):
     except SanityError:
         names = None
     model = getattr(importlib.import_module(module), factory)(weights=args.weights)
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    forward = engine.scores_function(model)  # compiled once, batch-polymorphic
     print(f"model:         {args.model} ({getattr(model, 'weights_path', 'random weights')})")
     print(f"test bed:      {len(bed)} images from {bed.folder}")
     print(f"preprocessing: central crop {args.central_fraction}, bilinear resize to {size}, "
