@@ -34,6 +34,17 @@ MODELS = {
 _CHANCE_MIN_IMAGES = 20  # with this many images, top-5 at 5 / 1000 means untrained weights
 
 
+def add_test_bed_arguments(p):
+    """The test-bed options shared with ``tf-sanity inception-eval``."""
+    p.add_argument("--images", required=True,
+                   help="test-bed folder holding labels.csv (e.g. ../shared/data/imagenet)")
+    p.add_argument("--labels", default="labels.csv", help="labels CSV, relative to --images")
+    p.add_argument("--subset", default=None,
+                   help="only files under this prefix of the CSV, e.g. val_imagenette224/")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    p.add_argument("--batch-size", type=int, default=16)
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "imagenet-eval", help="top-1/top-5 of a trained 1000-class ImageNet model on a test bed",
@@ -43,13 +54,7 @@ def add_parser(subparsers):
     p.add_argument("--model", default="efficientnet_lite0", choices=sorted(MODELS))
     p.add_argument("--weights", default="imagenet",
                    help="'imagenet' (the published weights) or a weights file for the model")
-    p.add_argument("--images", required=True,
-                   help="test-bed folder holding labels.csv (e.g. ../shared/data/imagenet)")
-    p.add_argument("--labels", default="labels.csv", help="labels CSV, relative to --images")
-    p.add_argument("--subset", default=None,
-                   help="only files under this prefix of the CSV, e.g. val_imagenette224/")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
-    p.add_argument("--batch-size", type=int, default=16)
+    add_test_bed_arguments(p)
     p.add_argument("--central-fraction", type=float, default=1.0,
                    help="central crop before resizing (1.0 = none; TF's EfficientNet eval crops "
                         "224/256 = 0.875 of the shorter side)")

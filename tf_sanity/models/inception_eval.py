@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from tf_sanity.models.imagenet_eval import add_test_bed_arguments
+
 # With at least this many images, top-5 at chance level (5 / 1000) means an untrained checkpoint.
 _CHANCE_MIN_IMAGES = 20
 
@@ -22,13 +24,7 @@ def add_parser(subparsers):
     p.add_argument("--checkpoint", default=None,
                    help="slim inception_v3.ckpt (file, prefix or folder); default: the official "
                         "inception_v3_2016_08_28, downloaded once into $TF_SANITY_CACHE")
-    p.add_argument("--images", required=True,
-                   help="test-bed folder holding labels.csv (e.g. ../shared/data/imagenet)")
-    p.add_argument("--labels", default="labels.csv", help="labels CSV, relative to --images")
-    p.add_argument("--subset", default=None,
-                   help="only files under this prefix of the CSV, e.g. val_imagenette224/")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
-    p.add_argument("--batch-size", type=int, default=16)
+    add_test_bed_arguments(p)
     p.add_argument("--central-fraction", type=float, default=0.875,  # slim_models.imagenet.CENTRAL_FRACTION
                    help="central crop before resizing to 299 (slim eval: 0.875; 1.0 = no crop)")
     p.add_argument("--show", type=int, default=0, help="print the top-5 of the first N images")
