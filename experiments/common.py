@@ -217,8 +217,8 @@ def configure(module, preset, backend=None, models=None, config=None):
                               f"{', '.join(config.models)}")
         changes["models"] = tuple(m for m in config.models if m in models)
     if backend not in (None, DEFAULT_BACKEND):
-        from tf_sanity.attribution import methods as registry
-        supported = registry.get_backend(backend).supported()
+        from tf_sanity.attribution import backends
+        supported = backends.get_backend(backend).supported()
         if not hasattr(config, "backend"):
             raise SanityError(f"{module.NAME} does not take --backend: some of its masks do not come from "
                               "tf_sanity.explain with the config's settings; run it without --backend")

@@ -86,8 +86,8 @@ def test_the_cli_offers_every_registered_backend():
     import argparse
 
     from experiments import cli
-    from tf_sanity.attribution import methods
+    from tf_sanity.attribution import backends
     subparsers = argparse.ArgumentParser().add_subparsers()
     cli.add_parser(subparsers)
     action = next(a for a in subparsers.choices["reproduce"]._actions if a.dest == "backend")
-    assert set(action.choices) == set(methods.BACKENDS) and action.default == methods.DEFAULT_BACKEND
+    assert set(action.choices) == set(backends.BACKENDS) and action.default == backends.DEFAULT_BACKEND
