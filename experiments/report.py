@@ -62,6 +62,11 @@ def _backend_comparison(runs):
             "(`--backend pair`).", ""] + lines
 
 
+# How the summary names the ImageNet network an experiment ran on (its config's ``model``).
+_NETWORKS = {"inception_v3": "Inception v3",
+             "efficientnet_lite0": "EfficientNet-Lite0 (a trained stand-in for Inception v3)"}
+
+
 def write(out="figures"):
     """Collects ``<out>/claims/*.json`` into ``<out>/REPORT.md``; returns its path."""
     out = pathlib.Path(out)
@@ -70,13 +75,14 @@ def write(out="figures"):
              "each section names its experiment, preset and settings. 'supported' says whether our "
              "numbers agree with the paper within the stated tolerance, or support its qualitative claim.", ""]
     runs = [json.loads(path.read_text()) for path in sorted((out / "claims").glob("*.json"))]
-    lines += ["| experiment | preset | options | supported | not supported | not checkable |",
-              "|---|---|---|---:|---:|---:|"]
+    lines += ["| experiment | preset | network | options | supported | not supported | not checkable |",
+              "|---|---|---|---|---:|---:|---:|"]
     for data in runs:
         verdicts = [c["passed"] for c in data["claims"]]
         opts = ", ".join(f"{k}: {' '.join(v) if isinstance(v, list) else v}"
                          for k, v in data.get("options", {}).items())
-        lines.append(f"| {data['experiment']} | {data['preset']} | {opts} | {verdicts.count(True)} "
+        network = _NETWORKS.get(data["config"].get("model"), "")
+        lines.append(f"| {data['experiment']} | {data['preset']} | {network} | {opts} | {verdicts.count(True)} "
                      f"| {verdicts.count(False)} | {verdicts.count(None)} |")
     lines.append("")
     lines += _backend_comparison(runs)

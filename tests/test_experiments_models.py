@@ -49,6 +49,9 @@ def test_report_counts_verdicts_and_lists_every_claim(tmp_path):
     (tmp_path / "claims").mkdir()
     common.atomic_write(tmp_path / "claims" / "x-quick.json", json.dumps(
         dict(experiment="x", title="X figure", preset="quick", config={}, claims=claims)))
+    common.atomic_write(tmp_path / "claims" / "y-quick-efficientnet_lite0.json", json.dumps(
+        dict(experiment="y", title="Y figure", preset="quick", config={"model": "efficientnet_lite0"}, claims=[])))
     text = report.write(tmp_path).read_text()
-    assert "| x | quick |  | 2 | 1 | 1 |" in text
+    assert "| x | quick |  |  | 2 | 1 | 1 |" in text
+    assert "| y | quick | EfficientNet-Lite0 (a trained stand-in for Inception v3) |  | 0 | 0 | 0 |" in text
     assert all(f"| P | c{i} |" in text for i in range(4)) and "| **no** |" in text
