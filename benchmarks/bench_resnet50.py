@@ -11,9 +11,9 @@ with one floor; IG with ``steps`` floors (its rows are fed ``--images`` at a tim
 
 Timing: every function is called twice untimed (the first call traces and compiles), then
 `--repeats` times (IG `--ig-repeats` times, without warm-up: it runs the gradient's compiled function,
-which the gradient's row has already traced and warmed up); the table shows the median wall time and the median process CPU time (all threads)
-of those calls, and the ratios of both to the floor's. On a shared machine the CPU-time ratio is the
-steadier one.
+which the gradient's row has already traced and warmed up). The table shows the median wall time and
+the median process CPU time (all threads) of those calls, and the ratios of both to the floor's. On a
+shared machine the CPU-time ratio is the steadier one.
 
     python benchmarks/bench_resnet50.py [--images 8] [--steps 50] [--repeats 5] [--profile]
 
@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tf_sanity  # noqa: E402
-from tf_sanity.attribution import engine, registry  # noqa: E402
+from tf_sanity.attribution import canonizers, engine, lrp, registry, rules  # noqa: E402
 from tf_sanity.attribution.rules import AffineRule, strict_composite, vjp  # noqa: E402
 
 
@@ -73,6 +73,30 @@ class AffineGradient(AffineRule):
         return vjp(affine.forward, x, upstream)
 
 
+class ZFromForward(lrp.ZRule):
+    """LRP-z / epsilon dividing by the layer's own forward output instead of recomputing ``z`` from the folded map.
+
+    For timing only: with a BatchNorm folded into the layer, the right ``z`` is the BN's output, an element-wise
+    map of the given one (``s z + shift``), which this skips; the cost is the same up to that element-wise op.
+    With `epsilon`, the stabilizer is one ``tf.where`` (``z >= 0 ? z + eps : z - eps``), the same values as
+    :class:`tf_sanity.attribution.lrp.EpsilonRule`'s ``z + eps * where(z >= 0, 1, -1)``.
+    """
+
+    def __init__(self, epsilon=None):
+        self.epsilon = epsilon
+        self.name = "z from the forward" + ("" if epsilon is None else f", epsilon {epsilon:g}")
+
+    def denominator(self, z):
+        return z if self.epsilon is None else tf.where(z >= 0, z + self.epsilon, z - self.epsilon)
+
+    def backward(self, layer, x, z, upstream):
+        parts = canonizers.affine_parts(layer, x)
+        if len(parts) > 1:  # a separable conv: no single z to reuse
+            return super().backward(layer, x, z, upstream)
+        kernel, _ = parts[0].weights(x.dtype)
+        return lrp._redistribute(parts[0], x, kernel, rules.safe_divide(upstream, self.denominator(z)))
+
+
 def _row(label, passes, ours, floor):
     (wall, cpu), (floor_wall, floor_cpu) = ours, floor
     return (f"{label:<28}{passes:>7}{wall:>10.2f}{floor_wall * passes:>10.2f}{wall / (floor_wall * passes):>8.2f}"
@@ -98,7 +122,9 @@ def profile(model, x, targets, floor, repeats):
     * ``affine vjp``: a ``tf.custom_gradient`` at every Conv / Dense with BN folded into it, whose backward
       recomputes the folded affine map and takes its plain vjp (the same gradient, computed the LRP way);
     * LRP-z: the same plus ``z``'s division and the multiplication by the input;
-    * LRP-epsilon: plus the stabilizer.
+    * LRP-epsilon: plus the stabilizer;
+    * LRP-z with ``z`` taken from the forward pass instead of recomputed in the rule, and LRP-epsilon so and
+      with a one-op stabilizer (:class:`ZFromForward`, timing only).
     """
     forward = tf.function(lambda v: model(v, training=False))
     lrp_epsilon = registry.make_backprop("lrp_epsilon")
@@ -106,6 +132,8 @@ def profile(model, x, targets, floor, repeats):
     guided = registry.make_backprop("guided_backprop")
     vjp_composite = strict_composite("affine_vjp", relu=None, kernel=AffineGradient(), batchnorm=AffineGradient(),
                                      merge=None)
+    reuse_z = lrp.lrp_composite("lrp_z_reuse", ZFromForward())
+    reuse_z_epsilon = lrp.lrp_composite("lrp_epsilon_reuse", ZFromForward(1e-7))
     check = compiled(model, x, targets, vjp_composite)().numpy()
     plain = floor(tf.constant(x), tf.constant(targets)).numpy()
     print(f"affine vjp = gradient: max |difference| / max |gradient| = "
@@ -117,6 +145,8 @@ def profile(model, x, targets, floor, repeats):
         ("affine vjp (layer rule)", compiled(model, x, targets, vjp_composite)),
         ("LRP-z", compiled(model, x, targets, lrp_z.composite, lrp_z.seed)),
         ("LRP-epsilon", compiled(model, x, targets, lrp_epsilon.composite, lrp_epsilon.seed)),
+        ("LRP-z, z from the forward", compiled(model, x, targets, reuse_z, lrp_z.seed)),
+        ("LRP-eps, z fwd, 1-op eps", compiled(model, x, targets, reuse_z_epsilon, lrp_epsilon.seed)),
     ]
     print("\nprofile (compiled functions on the whole batch)\n" + HEADER)
     floor_times = measure(lambda: floor(x, targets), repeats)
@@ -132,6 +162,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ig-repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also split LRP-epsilon's time into parts")
+    parser.add_argument("--profile-only", action="store_true", help="only the profile")
     args = parser.parse_args()
     print("tf_sanity from", tf_sanity.__file__)
     print(f"device: {tf.config.list_physical_devices('GPU') or 'CPU'}; cores: {os.cpu_count()}; "
@@ -142,6 +173,8 @@ def main():
     x = rng.uniform(0, 255, (args.images, args.size, args.size, 3)).astype(np.float32)
     targets = rng.integers(0, 1000, args.images).astype(np.int32)
     floor = floor_function(model)
+    if args.profile_only:
+        return profile(model, x, targets, floor, args.repeats)
     floor_times = measure(lambda: floor(x, targets), args.repeats)
     print(f"floor (one forward + backward, {args.images} images): {floor_times[0]:.2f} s wall, "
           f"{floor_times[1]:.2f} s CPU\n" + HEADER, flush=True)
