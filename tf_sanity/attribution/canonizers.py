@@ -50,7 +50,7 @@ import keras
 import tensorflow as tf
 from keras.src.applications import convnext
 
-from tf_sanity.attribution import composites, graph, operations
+from tf_sanity.attribution import activations, composites, graph, operations
 from tf_sanity.errors import SanityError
 
 L = keras.layers
@@ -124,14 +124,12 @@ def _last_axis_only(layer):
 
 def feeds_relu(layer):
     """Whether the (canonized) output of kernel layer `layer` goes through a ReLU before anything else."""
-    if getattr(_activation(layer), "__name__", "") == "relu":
+    if activations.unit_of_function(_activation(layer)).is_plain_relu:
         return True
     last = folded_batchnorm(layer) or layer
     users = graph.consumers(last)
-    return bool(users) and all(
-        composites.is_plain_relu_layer(c) or (isinstance(c, L.Activation)
-                                          and composites.activation_name(_activation(c)) == "relu")
-        for c in users)
+    return bool(users) and all(isinstance(c, (L.ReLU, L.Activation))
+                               and activations.unit_of_layer(c, c.call).is_plain_relu for c in users)
 
 
 def _broadcast_channels(values, rank, axis):

@@ -54,14 +54,6 @@ class Composite:
     activations: str = "strict"
 
 
-activation_name = activations.function_name
-
-
-def is_plain_relu_layer(layer):
-    return (isinstance(layer, keras.layers.ReLU) and not layer.max_value
-            and not float(layer.negative_slope) and not float(layer.threshold))
-
-
 # obj -> {attr: value before `applied` patched it}, only while patched (see `unpatched`).
 _ORIGINALS = weakref.WeakKeyDictionary()
 
