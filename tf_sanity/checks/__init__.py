@@ -26,9 +26,11 @@ _EXPORTS = {
     "smooth_mprt": "tf_sanity.checks.refinements",
     "efficient_mprt": "tf_sanity.checks.refinements",
     "verdicts": "tf_sanity.checks.verdict",
+    "run": "tf_sanity.checks.suite",
+    "CheckResult": "tf_sanity.checks.result",
 }
 _SUBMODULES = ("controls", "csc", "groups", "metrics", "randomization", "randomization_test", "refinements",
-               "statistics", "verdict")
+               "statistics", "verdict", "result", "suite", "report", "inputs", "command")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 
