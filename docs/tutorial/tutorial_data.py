@@ -3,8 +3,9 @@
 The chapters run on the genuine MNIST files (``$TF_SANITY_DATA_DIR/mnist``, the four original ``.gz``
 files) read with gzip and numpy, and on :func:`small_cnn`, a CNN far smaller than the paper's (a
 stand-in, named wherever its numbers appear) that :func:`trained_cnn` trains for 300 steps in a few
-seconds and caches in ``$TF_SANITY_TUTORIAL_CACHE`` (default: a ``tf_sanity_tutorial`` folder in the
-system's temporary folder). It never reads the paper models of ``~/.cache/tf_sanity``.
+seconds and caches as ``tutorial/tutorial_cnn.keras`` in the project's cache folder (``$TF_SANITY_CACHE``,
+default ``~/.cache/tf_sanity``; ``$TF_SANITY_TUTORIAL_CACHE`` names another folder). It never reads the
+paper models cached there.
 
 Run chapters, e.g. to redraw the committed figures (from the repository root)::
 
@@ -19,7 +20,6 @@ import os
 import pathlib
 import re
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -31,10 +31,13 @@ TRAIN_STEPS, BATCH = 300, 64
 
 def mnist(split="test", n=None):
     """``(images [n, 28, 28, 1] float32 in [0, 1], labels [n] int32)`` of MNIST's train or test split."""
-    root = os.environ.get("TF_SANITY_DATA_DIR")
-    if not root or not (pathlib.Path(root) / "mnist").is_dir():
-        sys.exit("set TF_SANITY_DATA_DIR to the folder holding mnist/ (the four original .gz files)")
-    prefix = pathlib.Path(root) / "mnist" / ("t10k" if split == "test" else "train")
+    from tf_sanity.errors import SanityError
+    from tf_sanity.models import datasets
+
+    root = datasets.resolve_data_dir()
+    if root is None or not (root / "mnist").is_dir():
+        raise SanityError("set TF_SANITY_DATA_DIR to the folder holding mnist/ (the four original .gz files)")
+    prefix = root / "mnist" / ("t10k" if split == "test" else "train")
     with gzip.open(f"{prefix}-images-idx3-ubyte.gz") as f:
         x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:n]
     with gzip.open(f"{prefix}-labels-idx1-ubyte.gz") as f:
@@ -61,8 +64,9 @@ def trained_cnn():
     """:func:`small_cnn` trained on MNIST (Adam, 300 steps of 64, seed 0), cached; a fresh copy per call."""
     import keras
 
-    cache = pathlib.Path(os.environ.get("TF_SANITY_TUTORIAL_CACHE",
-                                        pathlib.Path(tempfile.gettempdir()) / "tf_sanity_tutorial"))
+    from tf_sanity.models import datasets
+
+    cache = pathlib.Path(os.environ.get("TF_SANITY_TUTORIAL_CACHE") or datasets.cache_dir() / "tutorial")
     path = cache / "tutorial_cnn.keras"
     if path.exists():
         return keras.models.load_model(path)
