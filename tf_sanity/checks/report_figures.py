@@ -14,7 +14,6 @@ import io
 
 import numpy as np
 
-
 from tf_sanity.checks.controls import EDGE_DETECTOR, RANDOM_ATTRIBUTION
 from tf_sanity.checks.result import TESTS
 
