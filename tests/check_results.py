@@ -92,8 +92,9 @@ def real_result(model, x, methods=("gradient", "guided_backprop"), orders=("top_
     summaries = []
     for method in chosen:
         v = np.array([r["value"] for r in emprt if r["method"] == getattr(method, "name", method)])
-        summaries.append(dict(test="emprt", method=getattr(method, "name", method), value=float(np.nanmedian(v)),
-                              low=float(np.nanmin(v)), high=float(np.nanmax(v)), passed=None,
+        v = v[np.isfinite(v)] if np.isfinite(v).any() else np.array([np.nan])  # a zero mask has no entropy
+        summaries.append(dict(test="emprt", method=getattr(method, "name", method), value=float(np.median(v)),
+                              low=float(v.min()), high=float(v.max()), passed=None,
                               note="relative rise in the entropy of the attribution histogram"))
     return CheckResult(
         rows=rows, verdicts=found, summaries=summaries, skipped={"gradcam": "no spatial layer in this model"},

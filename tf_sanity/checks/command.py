@@ -58,7 +58,7 @@ def _prepare(args):
     random_label_model = (inputs_lib.load_model(args.random_label_model, trust=args.trust_model)
                           if args.random_label_model else None)
     data = inputs_lib.load_inputs(args.inputs, preprocess=args.preprocess, model=model,
-                                  limit=args.limit or max_inputs)
+                                  limit=max_inputs if args.limit is None else args.limit)
     targets = inputs_lib.load_targets(args.targets, len(data.x), model.output_shape[-1], total=data.total)
     return data, dict(model=model, inputs=data.x, targets=targets, methods=methods, orders=tuple(orders),
                       preset=args.preset, seeds=seeds, extra_methods=tuple(extra), train_fn=train_fn,
