@@ -83,7 +83,7 @@ def run_check(args):
     start = time.perf_counter()
     data, kwargs = _prepare(args)
     out = pathlib.Path(args.out or pathlib.Path("tf_sanity_check") / pathlib.Path(args.model).stem)
-    print(f"checking {args.model} on {len(data.x)} of {data.source} ({data.kind} inputs)", flush=True)
+    print(f"checking {args.model} on {len(data.x)} {data.kind} inputs of {data.source}", flush=True)
     cost = plan.estimate(kwargs["model"], data.x, kwargs["methods"], kwargs["orders"], args.preset,
                          seeds=kwargs["seeds"], extra_methods=kwargs["extra_methods"],
                          random_label_model=kwargs["random_label_model"] is not None)

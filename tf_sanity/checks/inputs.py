@@ -216,7 +216,7 @@ def _read_tfds(spec):
     data = datasets.load(name)
     x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
     # datasets.load scales to [0, 1]; give the raw pixel values, as image files do (--preprocess applies).
-    return np.round(x * 255.0).astype(np.float32), y, f"tfds {name} ({split})"
+    return np.round(x * 255.0).astype(np.float32), y, f"tfds {name} {split} ({len(x):,})"
 
 
 def _preprocess(x, preprocess):
@@ -274,6 +274,8 @@ def load_inputs(spec, *, preprocess=None, model=None, limit=None):
     labels = None if labels is None else labels[:len(x)]
     kind = input_kind(model)
     _check_against_model(x, model, kind, spec)
+    if preprocess is not None and kind == "tokens":
+        raise SanityError("--preprocess does not apply to token ids; leave it out")
     x = _preprocess(x.astype(np.float32), preprocess)
     if not np.isfinite(x).all():
         raise SanityError(f"the inputs {spec} contain NaN or inf values; replace them first")
