@@ -73,7 +73,7 @@ def files(tmp_path_factory):
     return paths
 
 
-def test_check_is_listed_and_its_help_is_fast():
+def test_check_is_listed_and_its_help_is_quiet():
     done = subprocess.run([sys.executable, "-m", "tf_sanity", "check", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "--fail-on" in done.stdout and done.stderr == ""
