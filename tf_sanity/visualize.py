@@ -98,8 +98,8 @@ def grid(masks, row_labels, col_labels, mode="abs", image=None, cell=1.1, title=
     return fig
 
 
-# How the controls of tf_sanity.checks.controls are drawn among the methods' curves: grey, dashed.
-CONTROL_STYLES = ({"color": "0.35", "ls": "--"}, {"color": "0.6", "ls": ":"})
+# How the controls of tf_sanity.checks.controls are drawn among the methods' curves: grey, dashed, beneath them.
+CONTROL_STYLES = ({"color": "0.35", "ls": "--", "zorder": 1.5}, {"color": "0.6", "ls": ":", "zorder": 1.5})
 
 
 def similarity_curves(ax, rows, methods, stages, title, labels=None, controls=()):

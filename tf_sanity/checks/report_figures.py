@@ -20,7 +20,8 @@ from tf_sanity.checks.result import TESTS
 CONTROLS = (EDGE_DETECTOR, RANDOM_ATTRIBUTION)
 CURVE_TESTS = ("model_randomization", "smprt")
 GRID_INPUTS = 2
-DPI = 80
+MAX_GRID_STAGES = 8
+DPI = 100
 
 
 def _png(fig):
@@ -67,8 +68,8 @@ def curve_figures(result):
             present = {r["method"] for r in mrows}
             controls = [c for c in CONTROLS if c in present]
             methods = sorted(present - set(controls))
-            width = max(3.2, 0.28 * max(len(_stages(result, mrows, o)) for o in orders) + 1.2)
-            fig, axes = plt.subplots(1, len(orders), figsize=(width * len(orders), 3.0), squeeze=False, sharey=True)
+            width = max(3.6, 0.3 * max(len(_stages(result, mrows, o)) for o in orders) + 1.2)
+            fig, axes = plt.subplots(1, len(orders), figsize=(width * len(orders), 3.2), squeeze=False, sharey=True)
             for ax, order in zip(axes[0], orders):
                 visualize.similarity_curves(ax, [r for r in mrows if r["order"] == order], methods,
                                             _stages(result, mrows, order), order.replace("_", " "),
@@ -88,8 +89,18 @@ def _original(masks, order, method):
     return next((v for (o, s, m), v in masks.items() if s == "original" and m == method), None)
 
 
+def _grid_stages(result, order):
+    """The stages of `order` that have masks, in the order's order, thinned to :data:`MAX_GRID_STAGES` (the last kept)."""
+    have = [s for o, s, _ in result.masks if o == order and s != "original"]
+    stages = [s for s in result.stages.get(order, ()) if s in have] or list(dict.fromkeys(have))
+    if len(stages) > MAX_GRID_STAGES:
+        stages = [stages[i] for i in np.linspace(0, len(stages) - 1, MAX_GRID_STAGES).round().astype(int)]
+    return stages
+
+
 def grid_figures(result, n_inputs=GRID_INPUTS):
-    """Mask grids (method x stage) per order, absolute and diverging, for the first `n_inputs` inputs."""
+    """Mask grids (method x stage) per order for the first `n_inputs` inputs: the stages in absolute values on
+    the left, diverging on the right (Adebayo et al. 2018, Fig. 2)."""
     from tf_sanity import visualize
 
     preview = result.inputs_preview
@@ -97,24 +108,19 @@ def grid_figures(result, n_inputs=GRID_INPUTS):
         return []
     figures = []
     for order in [o for o in ("top_down", "bottom_up", "independent") if any(k[0] == o for k in result.masks)]:
-        stages = [s for s in _stages(result, [], order) if any(k[:2] == (order, s) for k in result.masks)]
-        if not stages:
-            stage_index = {}
-            for o, s, _ in result.masks:
-                if o == order and s != "original":
-                    stage_index.setdefault(s, len(stage_index))
-            stages = list(stage_index)
+        stages = _grid_stages(result, order)
         methods = sorted({m for o, s, m in result.masks if o == order and _original(result.masks, order, m) is not None})
         methods = [m for m in methods if m not in CONTROLS] + [c for c in CONTROLS if c in methods]
+        labels = _labels(methods)
+        columns = ["original", *stages]
         for k in range(min(n_inputs, len(preview))):
-            cells = [[_original(result.masks, order, m)[k]]
-                     + [result.masks.get((order, s, m), np.zeros_like(preview[:1]))[k] for s in stages]
-                     for m in methods]
-            labels = _labels(methods)
-            for mode in ("abs", "diverging"):
-                fig = visualize.grid(cells, [labels[m] for m in methods], ["original", *stages], mode=mode,
-                                     image=preview[k], cell=0.9,
-                                     title=f"input {k}, {order.replace('_', ' ')}, {mode}")
-                figures.append((f"masks_{order}_input{k}_{mode}.png", _png(fig),
-                                f"Masks of input {k} over the {order.replace('_', ' ')} stages ({mode})"))
+            row = lambda m: ([_original(result.masks, order, m)[k]]  # noqa: E731
+                             + [result.masks.get((order, s, m), np.zeros_like(preview[:1]))[k] for s in stages])
+            cells = [row(m) * 2 for m in methods]
+            fig = visualize.grid(cells, [labels[m] for m in methods], columns * 2,
+                                 mode=["abs"] * len(columns) + ["diverging"] * len(columns), image=preview[k],
+                                 cell=0.8, title=f"input {k}, {order.replace('_', ' ')}: absolute (left), "
+                                                 f"diverging (right)")
+            figures.append((f"masks_{order}_input{k}.png", _png(fig),
+                            f"Masks of input {k} over the {order.replace('_', ' ')} stages"))
     return figures
