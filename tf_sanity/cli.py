@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from tf_sanity.errors import SanityError  # noqa: E402
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("tf_sanity.models.zoo", "tf_sanity.models.inception_eval", "tf_sanity.models.imagenet_eval",
-                   "experiments.cli")
+COMMAND_MODULES = ("tf_sanity.checks.command", "tf_sanity.models.zoo", "tf_sanity.models.inception_eval",
+                   "tf_sanity.models.imagenet_eval", "experiments.cli")
 # Commands of the repository checkout (not installed by `pip install .`): what to say without it.
 CHECKOUT_COMMANDS = {"experiments.cli": ("reproduce", "regenerate a paper figure (needs the repository checkout)")}
 

@@ -98,7 +98,11 @@ def grid(masks, row_labels, col_labels, mode="abs", image=None, cell=1.1, title=
     return fig
 
 
-def similarity_curves(ax, rows, methods, stages, title, labels=None):
+# How the controls of tf_sanity.checks.controls are drawn among the methods' curves: grey, dashed, beneath them.
+CONTROL_STYLES = ({"color": "0.35", "ls": "--", "zorder": 1.5}, {"color": "0.6", "ls": ":", "zorder": 1.5})
+
+
+def similarity_curves(ax, rows, methods, stages, title, labels=None, controls=()):
     """Mean +- 1 std over images of one similarity per method over the stages (Fig. 4 and 5).
 
     Args:
@@ -107,15 +111,18 @@ def similarity_curves(ax, rows, methods, stages, title, labels=None):
         :func:`tf_sanity.checks.model_randomization` yields them.
       methods, stages: what to draw, in order; the curve starts at 1 for the trained model.
       title: the panel's title. labels: method -> legend label (default: the method names).
+      controls: method names drawn in grey (:data:`CONTROL_STYLES`) as the scale's two ends, e.g.
+        ``("edge_detector", "random_attribution")`` of :mod:`tf_sanity.checks.controls`.
     """
     stats = statistics.mean_std(rows, by=("method", "stage"))
-    for k, method in enumerate(methods):
+    styles = [{"color": f"C{k % 10}", "ls": "-" if k < 10 else "--"} for k in range(len(methods))]
+    styles += [CONTROL_STYLES[k % len(CONTROL_STYLES)] for k in range(len(controls))]
+    for method, style in zip([*methods, *controls], styles):
         mean = np.array([1.0] + [stats.get((method, s), (np.nan,))[0] for s in stages])
         std = np.array([0.0] + [stats.get((method, s), (0, 0))[1] for s in stages])
         xs = np.arange(len(mean))
-        ax.plot(xs, mean, marker="o", ms=3, lw=1, color=f"C{k % 10}", ls="-" if k < 10 else "--",
-                label=(labels or {}).get(method, method))
-        ax.fill_between(xs, mean - std, mean + std, color=f"C{k % 10}", alpha=0.12)
+        ax.plot(xs, mean, marker="o", ms=3, lw=1, label=(labels or {}).get(method, method), **style)
+        ax.fill_between(xs, mean - std, mean + std, color=style["color"], alpha=0.12)
     ax.set_xticks(range(len(stages) + 1), ["original"] + list(stages), rotation=45 if len(stages) < 8 else 90,
                   fontsize=7 if len(stages) < 8 else 6)
     ax.axhline(0, color="k", lw=0.5, ls=":")
