@@ -31,7 +31,8 @@ from tf_sanity.attribution import engine, methods as methods_lib
 from tf_sanity.checks import model_views, summaries as summaries_lib, verdict as verdict_lib
 from tf_sanity.checks.randomization_test import ORDERS, SIMILARITIES, resolve_similarities, stage_groups
 from tf_sanity.checks.result import CheckResult
-from tf_sanity.checks.units import Check, timed
+from tf_sanity.checks.controls import EDGE_DETECTOR
+from tf_sanity.checks.units import INPUT_CONTROL, Check, timed
 from tf_sanity.errors import SanityError, unknown_name
 from tf_sanity.store import Store
 
@@ -195,7 +196,7 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
     rows = [r for r in store.rows(list(units)) if "test" in r]
     skipped = {r["method"]: r["reason"] for r in store.rows(["trained"])}
     began = time.perf_counter()
-    verdicts, summaries = _judge(rows, skipped)
+    verdicts, summaries = _judge(rows, EDGE_DETECTOR if kind == "image" else INPUT_CONTROL)
     reason = check.invariance_reason()
     if reason:
         summaries += [dict(test="input_invariance", method=m, value=float("nan"), low=float("nan"), high=float("nan"),
@@ -235,11 +236,13 @@ def _units(check, orders, seeds, stages, kind, data):
     return units
 
 
-def _judge(rows, skipped):
-    """The verdicts of the model randomization test and the summaries of the other tests."""
+def _judge(rows, edge):
+    """The verdicts of the model randomization test and the summaries of the other tests; `edge`: the control
+    that ignores the model (the edge detector for images, :func:`~tf_sanity.checks.units.input_control` else)."""
     randomization_rows = [r for r in rows if r["test"] == "model_randomization"]
-    verdicts = verdict_lib.verdicts(randomization_rows, metric=VERDICT_METRIC) if randomization_rows else []
-    return verdicts, summaries_lib.summaries(rows)
+    verdicts = (verdict_lib.verdicts(randomization_rows, metric=VERDICT_METRIC, edge=edge) if randomization_rows
+                else [])
+    return verdicts, summaries_lib.summaries(rows, edge)
 
 
 def _masks(arrays, orders):

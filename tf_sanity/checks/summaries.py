@@ -6,8 +6,10 @@ Each summary is ``test, method, value, low, high, passed, note`` (:class:`tf_san
 * **sMPRT** (Hedström et al. 2023): the verdict rule of :mod:`tf_sanity.checks.verdict` on the smoothed
   masks' similarity at the fully randomized stage, between the smoothed controls.
 * **random logit** (Sixt et al. 2020, Sec. 5.2) and **data randomization** (Adebayo et al. 2018, Sec. 4): the
-  same halfway rule between the controls. A map that ignores the class or the labels (the edge detector)
-  has similarity 1; where the edge detector does not apply (non-image inputs) that end is taken as exactly 1.
+  same halfway rule between the controls. A map that ignores the class or the labels (the edge detector for
+  images, the input itself for other inputs) has similarity 1.
+* The control that ignores the model is the edge detector for images and the input itself otherwise
+  (:func:`tf_sanity.checks.units.input_control`); the verdict rule reads it as the "fails" end either way.
 * **eMPRT** (Hedström et al. 2023, Sec. 4.2): the complexity rise must be resolved above 0 (its interval's
   low end > 0: passed), below or at 0 fails, else undecided. Its controls do not bracket it.
 * **CSC** (Sixt et al. 2020, Sec. 5.1): at the lowest layer read, the median ``|cos|`` must lie nearer the
@@ -23,7 +25,7 @@ from tf_sanity.checks import invariance, verdict
 from tf_sanity.checks.controls import EDGE_DETECTOR, RANDOM_ATTRIBUTION
 from tf_sanity.checks.statistics import bootstrap_interval
 
-CONTROLS = (EDGE_DETECTOR, RANDOM_ATTRIBUTION)
+CONTROLS = (EDGE_DETECTOR, "input_control", RANDOM_ATTRIBUTION)
 PASSED = {"sensitive": True, "edge-like": False, "undecided": None}
 VERDICT_PASSED = {verdict.SENSITIVE: True, verdict.INSENSITIVE: False, verdict.INCONCLUSIVE: None}
 
@@ -44,13 +46,12 @@ def _summary(test, method, value, low, high, passed, note):
                 note=note)
 
 
-def between_controls(rows, test, metric, what):
+def between_controls(rows, test, metric, what, edge_name=EDGE_DETECTOR):
     """Summaries of a test without stages, each method placed between the two controls (halfway rule)."""
     values = _by_method(_select(rows, test, metric))
-    if RANDOM_ATTRIBUTION not in values:
+    if RANDOM_ATTRIBUTION not in values or edge_name not in values:
         return []
-    random = verdict.interval(values[RANDOM_ATTRIBUTION])
-    edge = verdict.interval(values[EDGE_DETECTOR]) if EDGE_DETECTOR in values else verdict.Interval(1.0, 1.0, 1.0)
+    random, edge = verdict.interval(values[RANDOM_ATTRIBUTION]), verdict.interval(values[edge_name])
     out = []
     for method, by_seed in values.items():
         if method in CONTROLS:
@@ -65,13 +66,13 @@ def between_controls(rows, test, metric, what):
     return out
 
 
-def smprt(rows):
+def smprt(rows, edge=EDGE_DETECTOR):
     """sMPRT: the verdict rule on the smoothed masks, one summary per method."""
     selected = _select(rows, "smprt", "spearman_abs_flat")
     if not selected:
         return []
     out = []
-    for v in verdict.verdicts(selected, metric="spearman_abs_flat"):
+    for v in verdict.verdicts(selected, metric="spearman_abs_flat", edge=edge):
         last = v.stages[-1]
         out.append(_summary("smprt", v.method, last.method.estimate, last.method.low, last.method.high,
                             VERDICT_PASSED[v.verdict], f"{v.verdict} ({v.order}, N = {selected[0].get('n')}): "
@@ -135,11 +136,10 @@ def completeness(rows):
     return out
 
 
-def summaries(rows):
-    """Every summary of a check's tidy `rows`."""
-    image = any(r["method"] == EDGE_DETECTOR for r in rows)
-    logit_metric = "ssim_flipped" if image else "spearman_abs"
-    return (smprt(rows) + emprt(rows)
-            + between_controls(rows, "random_logit", logit_metric, "the target class")
+def summaries(rows, edge=EDGE_DETECTOR):
+    """Every summary of a check's tidy `rows`; `edge` names the control that ignores the model."""
+    logit_metric = "ssim_flipped" if edge == EDGE_DETECTOR else "spearman_abs"
+    return (smprt(rows, edge) + emprt(rows)
+            + between_controls(rows, "random_logit", logit_metric, "the target class", edge)
             + csc(rows) + input_invariance(rows) + completeness(rows)
-            + between_controls(rows, "data_randomization", "spearman_abs", "training on permuted labels"))
+            + between_controls(rows, "data_randomization", "spearman_abs", "training on permuted labels", edge))

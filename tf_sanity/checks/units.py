@@ -29,6 +29,15 @@ from tf_sanity.checks.randomization_test import (PREDICTED, SIMILARITIES, data_r
 from tf_sanity.errors import SanityError
 
 PREVIEW = 4  # inputs whose masks are kept for the report's mask grids
+INPUT_CONTROL = "input_control"
+
+
+def input_control():
+    """The model-ignoring end of the scale for non-image inputs, where no edge detector applies: the input
+    itself as the attribution. Like the edge detector it is a function of the input alone, so its similarity
+    between any two model states is 1 (Adebayo et al. 2018, Sec. 1: a map that ignores the model)."""
+    return methods_lib.Method(INPUT_CONTROL, "Input (control)", lambda model, x, targets: np.array(x, np.float32),
+                              {}, short_label="Input", signal="map")
 NO_STAGE = dict(order="", stage="", stage_index=0)
 
 
@@ -86,8 +95,8 @@ class Check:
 
     def controls(self, unit):
         """The controls of one unit: their random draws seeded by the unit's name (resumable, deterministic)."""
-        return controls.controls(self.x, seed=randomization.group_seed(0, unit)) if self.kind == "image" \
-            else [controls.random_attribution(randomization.group_seed(0, unit))]
+        random = controls.random_attribution(randomization.group_seed(0, unit))
+        return [controls.edge_detector() if self.kind == "image" else input_control(), random]
 
     def active(self):
         """The methods that run: those whose trained masks could be computed."""
