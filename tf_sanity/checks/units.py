@@ -214,6 +214,10 @@ class Check:
             base = methods_lib.METHODS.get(name)
             if base is None or not modified_backprop(base):
                 continue
+            began = time.perf_counter()  # the random-vector baselines (cached) are metrics, not passes
+            for layer in csc.lower_layers(model, start):
+                csc.random_baseline(csc._channels(model, layer))
+            self.timings["metrics_s"] += time.perf_counter() - began
             result = csc.cosine_similarity_convergence(model, x, name, start)
             for r, values in zip(result.rows(), result.values):
                 rows.append(dict(NO_STAGE, test="csc", seed=0, method=name, metric="median_abs_cos", image=-1,
