@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tf_sanity import checks
-from tf_sanity.attribution import engine
+from tf_sanity.attribution import engine, methods as attribution_methods
 from tf_sanity.checks import invariance, model_views
 from tf_sanity.checks.result import TESTS
 from tf_sanity.errors import SanityError
@@ -93,7 +93,7 @@ def test_token_masks_are_summed_embedding_attributions():
     model, x = _model("tokens"), _inputs("tokens")
     split = model_views.split_tokens(model)
     assert model_views.split_tokens(model) is split  # built once
-    method = model_views.token_method(checks.randomization_test.methods_lib.get("gradient_x_input"))
+    method = model_views.token_method(attribution_methods.get("gradient_x_input"))
     masks = checks.explain_methods(model, x, np.zeros(len(x), np.int32), [method])["gradient_x_input"]
     embedded = split.embedded(x)
     np.testing.assert_allclose(embedded, model.get_layer("embedding").embeddings.numpy()[x], rtol=1e-6)
@@ -194,3 +194,27 @@ def test_bad_arguments_fail_with_one_line():
                           (dict(methods=["nope"]), "method"), (dict(input_kind="audio"), "input kind")]:
         with pytest.raises(SanityError, match=match):
             checks.run(model, x, progress=False, **kwargs)
+
+
+@pytest.mark.slow
+def test_mnist_cnn_shows_the_papers_findings(shared_data):
+    """The trained MNIST CNN (paper profile, cached or trained): Gradient is sensitive to the parameters in both
+    cascading orders; Guided Backprop stays as similar as the edge detector while the top layers are
+    randomized top down (Adebayo et al. 2018, Fig. 2 and 4); input invariance does not apply (padded conv1)."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_check import METHODS as SIX
+    from bench_verdicts_mnist import mnist_test
+    from tf_sanity.models import zoo
+
+    model, _ = zoo.load_or_train("mnist-cnn", data_dir=shared_data, progress=False)
+    x, y = mnist_test(16, shared_data)
+    result = checks.run(model, x, y, methods=SIX, progress=False)
+    verdicts = {(v.method, v.order): v for v in result.verdicts}
+    for order in ("top_down", "bottom_up"):
+        assert verdicts["gradient", order].verdict == "sensitive to the parameters"
+    gbp = verdicts["guided_backprop", "top_down"]
+    assert gbp.edge_like_until in ("output", "fc1", "conv2")
+    assert result.settings["input_kind"] == "image" and not result.skipped
+    assert {s["passed"] for s in result.summaries if s["test"] == "input_invariance"} == {None}
+    assert result.timings["passes"] > 0  # (no test is timed: benchmarks/bench_check.py prints the ratio)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from tf_sanity.attribution import engine, methods as methods_lib
 from tf_sanity.checks import model_views, summaries as summaries_lib, verdict as verdict_lib
-from tf_sanity.checks.randomization_test import ORDERS, SIMILARITIES, resolve_similarities, stage_groups
+from tf_sanity.checks.randomization_test import ORDERS, resolve_similarities, stage_groups
 from tf_sanity.checks.result import CheckResult
 from tf_sanity.checks.controls import EDGE_DETECTOR
 from tf_sanity.checks.units import INPUT_CONTROL, Check, timed
@@ -268,4 +268,4 @@ def versions():
                 tf_sanity=getattr(tf_sanity, "__version__", "unknown"), python=platform.python_version())
 
 
-__all__ = ["run", "PRESETS", "DEFAULT_METHODS", "logits_model", "default_similarities", "SIMILARITIES"]
+__all__ = ["run", "PRESETS", "DEFAULT_METHODS", "logits_model", "default_similarities"]

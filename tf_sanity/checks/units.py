@@ -24,7 +24,7 @@ import numpy as np
 
 from tf_sanity.attribution import engine, methods as methods_lib
 from tf_sanity.checks import controls, csc, invariance, model_views, randomization, refinements
-from tf_sanity.checks.randomization_test import (PREDICTED, SIMILARITIES, data_randomization, explain_methods,
+from tf_sanity.checks.randomization_test import (SIMILARITIES, data_randomization, explain_methods,
                                                  model_randomization)
 from tf_sanity.errors import SanityError
 
