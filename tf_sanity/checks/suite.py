@@ -32,7 +32,7 @@ from tf_sanity.checks import model_views, summaries as summaries_lib, verdict as
 from tf_sanity.checks.randomization_test import ORDERS, resolve_similarities, stage_groups
 from tf_sanity.checks.result import CheckResult
 from tf_sanity.checks.controls import EDGE_DETECTOR
-from tf_sanity.checks.units import INPUT_CONTROL, Check, timed
+from tf_sanity.checks.units import INPUT_CONTROL, Check, Clock, timed
 from tf_sanity.errors import SanityError, unknown_name
 from tf_sanity.store import Store
 
@@ -116,18 +116,21 @@ class _Memory:
         return {u: self.units[u][1] for u in units if self.units[u][1]}
 
 
-def pass_time(model, x, repeats=3, rows=engine.DEFAULT_BATCH_SIZE):
-    """Seconds of one forward + backward pass of one input at `rows` per call (median of `repeats` calls)."""
+def pass_time(model, x, repeats=5, rows=engine.DEFAULT_BATCH_SIZE):
+    """``(wall, CPU)`` seconds of one forward + backward pass of one input, `rows` inputs per call: the fastest
+    of `repeats` calls (the floor is the least any implementation must spend)."""
     fn = engine.gradient_function(model)
     batch = np.resize(np.asarray(x, np.float32), (rows,) + x.shape[1:])
     targets = np.zeros(rows, np.int32)
     np.asarray(fn(batch, targets))  # compiled and warm
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        np.asarray(fn(batch, targets))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) / rows
+        clock = Clock()
+        with clock("pass"):
+            np.asarray(fn(batch, targets))
+        walls.append(clock.wall["pass"])
+        cpus.append(clock.cpu["pass"])
+    return min(walls) / rows, min(cpus) / rows
 
 
 def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, preset="quick", seeds=None,
@@ -170,11 +173,11 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
     seeds = tuple(p.seeds if seeds is None else seeds)
     smprt_n = p.smprt_n if smprt_n is None else smprt_n
     sim_names = list(similarities or default_similarities(kind, [methods_lib.get(n) for n in names], x.shape))
-    timings = dict(passes=0, pass_time_s=0.0, explain_s=0.0, metrics_s=0.0, bootstrap_s=0.0, figures_s=0.0)
-    sims = {k: timed(fn, timings) for k, fn in resolve_similarities(sim_names).items()}
+    clock = Clock()
+    sims = {k: timed(fn, clock) for k, fn in resolve_similarities(sim_names).items()}
     settings = {n: dict((method_settings or {}).get(n, {})) for n in names}
     check = Check(model, x, targets, names, kind, settings=settings, sims=sims, groups=groups, smprt_n=smprt_n,
-                  timings=timings, extra_methods=extras, train_fn=train_fn, random_label_model=random_label_model)
+                  clock=clock, extra_methods=extras, train_fn=train_fn, random_label_model=random_label_model)
     stages = {o: [name for name, _ in stage_groups(model, o, groups)] for o in orders}
     record = dict(preset=preset, methods=names + [m.name for m in extras], orders=list(orders), seeds=list(seeds),
                   n_inputs=len(x), input_kind=kind, similarities=sim_names, groups=stages.get("top_down") or
@@ -187,28 +190,35 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
     todo = [u for u in units if not store.done(u)]
     passes = engine.PASSES[0]
     for unit in tqdm(todo, desc="tf-sanity check", unit="unit", disable=not progress, dynamic_ncols=True):
-        began, metrics = time.perf_counter(), timings["metrics_s"]
-        store.write(unit, units[unit]())
-        timings["explain_s"] += time.perf_counter() - began - (timings["metrics_s"] - metrics)
-    if todo:
-        timings["pass_time_s"] = pass_time(*check.explained())
-    timings["passes"] = engine.PASSES[0] - passes
+        with clock("units"):
+            store.write(unit, units[unit]())
+    one_pass = pass_time(*check.explained()) if todo else (0.0, 0.0)
     rows = [r for r in store.rows(list(units)) if "test" in r]
     skipped = {r["method"]: r["reason"] for r in store.rows(["trained"])}
-    began = time.perf_counter()
-    verdicts, summaries = _judge(rows, EDGE_DETECTOR if kind == "image" else INPUT_CONTROL)
+    with clock("bootstrap"):
+        verdicts, summaries = _judge(rows, EDGE_DETECTOR if kind == "image" else INPUT_CONTROL)
     reason = check.invariance_reason()
     if reason:
         summaries += [dict(test="input_invariance", method=m, value=float("nan"), low=float("nan"), high=float("nan"),
                            passed=None, note=f"not applicable: {reason}") for m in record["methods"] if m not in skipped]
-    timings["bootstrap_s"] = time.perf_counter() - began
-    timings["floor_s"] = timings["passes"] * timings["pass_time_s"]
-    timings["total_s"] = time.perf_counter() - start
+    timings = _timings(clock, engine.PASSES[0] - passes, one_pass, time.perf_counter() - start)
     record["notes"] += [f"skipped {m}: {r}" for m, r in skipped.items()]
     masks = _masks(store.arrays(list(units)), orders)
     return CheckResult(rows=rows, verdicts=verdicts, summaries=summaries, skipped=skipped, settings=record,
                        model_name=model.name, inputs_preview=x[:4] if kind == "image" else None, masks=masks,
                        stages=stages, timings=timings, versions=versions())
+
+
+def _timings(clock, passes, one_pass, total):
+    """:attr:`CheckResult.timings`: passes, the pass time, the floor, and wall (``_s``) and process CPU
+    (``_cpu_s``) seconds of the explanations (all the units' work but the metrics), metrics and bootstrap."""
+    out = dict(passes=passes, pass_time_s=one_pass[0], pass_cpu_s=one_pass[1], floor_s=passes * one_pass[0],
+               floor_cpu_s=passes * one_pass[1], figures_s=0.0, total_s=total)
+    for suffix, seconds in (("_s", clock.wall), ("_cpu_s", clock.cpu)):
+        out["explain" + suffix] = seconds.get("units", 0.0) - seconds.get("metrics", 0.0)
+        out["metrics" + suffix] = seconds.get("metrics", 0.0)
+        out["bootstrap" + suffix] = seconds.get("bootstrap", 0.0)
+    return out
 
 
 def _units(check, orders, seeds, stages, kind, data):

@@ -18,6 +18,7 @@ Every unit's rows carry ``test`` and ``seed``; tests without stages have ``order
 ``stage_index=0`` (:mod:`tf_sanity.checks.result`).
 """
 
+import contextlib
 import time
 
 import numpy as np
@@ -41,14 +42,30 @@ def input_control():
 NO_STAGE = dict(order="", stage="", stage_index=0)
 
 
-def timed(fn, timings, key="metrics_s"):
-    """`fn` adding its run time to ``timings[key]`` (metrics are timed apart from the passes)."""
-    def call(*args):
-        start = time.perf_counter()
+class Clock:
+    """Wall and process CPU seconds spent under named keys: ``with clock("metrics"): ...``.
+
+    CPU time (all threads of the process) is what a shared machine's load changes least.
+    """
+
+    def __init__(self):
+        self.wall, self.cpu = {}, {}
+
+    @contextlib.contextmanager
+    def __call__(self, key):
+        wall, cpu = time.perf_counter(), time.process_time()
         try:
-            return fn(*args)
+            yield
         finally:
-            timings[key] += time.perf_counter() - start
+            self.wall[key] = self.wall.get(key, 0.0) + time.perf_counter() - wall
+            self.cpu[key] = self.cpu.get(key, 0.0) + time.process_time() - cpu
+
+
+def timed(fn, clock, key="metrics"):
+    """`fn` with its run time counted under `key` of `clock` (metrics are timed apart from the passes)."""
+    def call(*args):
+        with clock(key):
+            return fn(*args)
     return call
 
 
@@ -70,11 +87,11 @@ def is_path_integral(method):
 class Check:
     """The shared state of one check run (module docstring)."""
 
-    def __init__(self, model, x, targets, names, kind, *, settings, sims, groups, smprt_n, timings,
+    def __init__(self, model, x, targets, names, kind, *, settings, sims, groups, smprt_n, clock,
                  extra_methods=(), train_fn=None, random_label_model=None):
         self.model, self.x, self.targets, self.kind = model, x, targets, kind
         self.settings, self.sims, self.groups, self.smprt_n = settings, sims, groups, smprt_n
-        self.timings = timings
+        self.clock = clock
         self.split = model_views.split_tokens(model) if kind == "tokens" else None
         wrap = model_views.token_method if self.split is not None else (lambda m: m)
         self.methods = {m.name: m for m in (wrap(methods_lib.get(n)) for n in names)}
@@ -104,11 +121,12 @@ class Check:
         return {n: m for n, m in self.methods.items() if n not in self.skipped}
 
     def explain(self, model, method_items, targets):
-        """``{name: masks}`` (explain time counted), methods given as ``{name: Method}``."""
+        """``{name: masks}`` of `model` for methods given as ``{name: Method}``, with the run's settings."""
         return explain_methods(model, self.x, targets, list(method_items.values()), self.settings)
 
     def originals(self):
-        """The trained model's masks of every method that runs, and of the controls (computed once)."""
+        """The trained model's masks of every method that runs (computed once); a method whose rules or layer
+        needs the model does not meet (:class:`SanityError`) goes to ``skipped`` with the reason."""
         if self._originals is None:
             out = {}
             for name, method in self.methods.items():
@@ -148,11 +166,10 @@ class Check:
             seed=seed, settings=self.settings, stages=[stage], originals=originals, on_masks=on_masks)]
         if last_emprt:
             for method, masks in kept.items():
-                t = time.perf_counter()
-                scores = {"emprt": refinements.complexity_rise(originals[method], masks),
-                          "entropy_original": refinements.discrete_entropy(originals[method]),
-                          "entropy_randomized": refinements.discrete_entropy(masks)}
-                self.timings["metrics_s"] += time.perf_counter() - t
+                with self.clock("metrics"):
+                    scores = {"emprt": refinements.complexity_rise(originals[method], masks),
+                              "entropy_original": refinements.discrete_entropy(originals[method]),
+                              "entropy_randomized": refinements.discrete_entropy(masks)}
                 index = rows[0]["stage_index"] if rows else 0
                 rows += [dict(order=order, stage=stage, stage_index=index, method=method, metric=metric, image=i,
                               value=float(v), test="emprt", seed=seed, n_bins=100)
@@ -179,7 +196,7 @@ class Check:
         return [dict(r, seed=seed) for r in rows]
 
     def sims_named(self, sims):
-        return {k: timed(v, self.timings) for k, v in sims.items()}
+        return {k: timed(v, self.clock) for k, v in sims.items()}
 
     def unit_random_logit(self, unit):
         """Sixt et al. (2020), Sec. 5.2: the explanation of the target vs of a random other class."""
@@ -189,12 +206,12 @@ class Check:
         other = self.explain(self.model, {m.name: m for m in method_list}, others)
         rows = []
         for m in method_list:
-            t = time.perf_counter()
-            if self.kind == "image":
-                metric, values = "ssim_flipped", csc.ssim_batch(originals[m.name], other[m.name], m)
-            else:
-                metric, values = "spearman_abs", SIMILARITIES["spearman_abs"](originals[m.name], other[m.name], None)
-            self.timings["metrics_s"] += time.perf_counter() - t
+            with self.clock("metrics"):
+                if self.kind == "image":
+                    metric, values = "ssim_flipped", csc.ssim_batch(originals[m.name], other[m.name], m)
+                else:
+                    metric, values = "spearman_abs", SIMILARITIES["spearman_abs"](originals[m.name], other[m.name],
+                                                                                  None)
             rows += [dict(NO_STAGE, test="random_logit", seed=0, method=m.name, metric=metric, image=i, value=float(v))
                      for i, v in enumerate(np.atleast_1d(values))]
         return rows
@@ -214,10 +231,9 @@ class Check:
             base = methods_lib.METHODS.get(name)
             if base is None or not modified_backprop(base):
                 continue
-            began = time.perf_counter()  # the random-vector baselines (cached) are metrics, not passes
-            for layer in csc.lower_layers(model, start):
-                csc.random_baseline(csc._channels(model, layer))
-            self.timings["metrics_s"] += time.perf_counter() - began
+            with self.clock("metrics"):  # the random-vector baselines (cached) are metrics, not passes
+                for layer in csc.lower_layers(model, start):
+                    csc.random_baseline(csc._channels(model, layer))
             result = csc.cosine_similarity_convergence(model, x, name, start)
             for r, values in zip(result.rows(), result.values):
                 rows.append(dict(NO_STAGE, test="csc", seed=0, method=name, metric="median_abs_cos", image=-1,
