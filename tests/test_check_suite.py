@@ -159,6 +159,11 @@ def test_unsupported_method_is_skipped_and_the_others_run():
     assert set(result.skipped) == {"gradcam"} and "convolution" in result.skipped["gradcam"]
     assert {v.method for v in result.verdicts} == {"gradient"}
     assert not any(r["method"] == "gradcam" for r in result.rows)
+    inp = keras.Input((6,))  # a hidden softmax: guided backprop's rules refuse it, the gradient runs
+    odd = keras.Model(inp, keras.layers.Dense(3, name="out")(keras.layers.Dense(5, activation="softmax")(inp)))
+    result = _run(odd, x, methods=["gradient", "guided_backprop"], orders=("top_down",))
+    assert set(result.skipped) == {"guided_backprop"} and "ReLU networks" in result.skipped["guided_backprop"]
+    assert {v.method for v in result.verdicts} == {"gradient"}
 
 
 def test_rerun_reuses_units_and_is_deterministic(tmp_path):
