@@ -23,6 +23,7 @@ sMPRT with N = 50, at most 64 inputs. Both run every order given (default all th
 import dataclasses
 import hashlib
 import time
+import warnings
 
 import numpy as np
 from tqdm import tqdm
@@ -250,9 +251,11 @@ def _judge(rows, edge):
     """The verdicts of the model randomization test and the summaries of the other tests; `edge`: the control
     that ignores the model (the edge detector for images, :func:`~tf_sanity.checks.units.input_control` else)."""
     randomization_rows = [r for r in rows if r["test"] == "model_randomization"]
-    verdicts = (verdict_lib.verdicts(randomization_rows, metric=VERDICT_METRIC, edge=edge) if randomization_rows
-                else [])
-    return verdicts, summaries_lib.summaries(rows, edge)
+    with warnings.catch_warnings():  # all-NaN similarities (e.g. GradCAM's all-zero maps) give NaN intervals
+        warnings.simplefilter("ignore", RuntimeWarning)
+        verdicts = (verdict_lib.verdicts(randomization_rows, metric=VERDICT_METRIC, edge=edge) if randomization_rows
+                    else [])
+        return verdicts, summaries_lib.summaries(rows, edge)
 
 
 def _masks(arrays, orders):
