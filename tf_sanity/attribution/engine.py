@@ -30,6 +30,9 @@ from tf_sanity.attribution import composites, graph
 from tf_sanity.errors import SanityError
 
 DEFAULT_BATCH_SIZE = 128
+# Rows fed through compiled functions by :func:`map_rows`: forward + backward passes, one per row (the
+# check's cost counter, :mod:`tf_sanity.checks.suite`).
+PASSES = [0]
 
 _CACHE = weakref.WeakKeyDictionary()
 _STRATEGY = [None]
@@ -284,6 +287,7 @@ def map_rows(fn, n_rows, make_rows, batch_size):
         raise SanityError(f"batch_size must be >= 1, got {batch_size}")
     for start in range(0, n_rows, batch_size):
         stop = min(start + batch_size, n_rows)
+        PASSES[0] += stop - start
         out = fn(*make_rows(start, stop))
         out = tuple(np.asarray(o) for o in out) if isinstance(out, tuple) else np.asarray(out)
         yield start, stop, out

@@ -8,7 +8,9 @@ similarity convergence (Adebayo et al. 2018; Sundararajan & Taly 2018; Sixt et a
 * :mod:`.metrics`: the papers' similarity measures; :mod:`.statistics`: bootstrap intervals;
 * :mod:`.csc`: cosine similarity convergence and the checks of "When Explanations Lie";
 * :mod:`.refinements`: smooth and efficient MPRT (Hedström et al. 2023);
-* :mod:`.controls`: the edge-detector and random controls; :mod:`.verdict`: verdicts between them.
+* :mod:`.controls`: the edge-detector and random controls; :mod:`.verdict`: verdicts between them;
+* :func:`run` (:mod:`.suite`): every test on a user's model, resumable, with verdicts and summaries
+  (:mod:`.units`, :mod:`.summaries`, :mod:`.invariance`, :mod:`.model_views`).
 
 Names are imported on first use (``tf_sanity.checks.statistics`` loads no TensorFlow).
 """
@@ -30,7 +32,8 @@ _EXPORTS = {
     "CheckResult": "tf_sanity.checks.result",
 }
 _SUBMODULES = ("controls", "csc", "groups", "metrics", "randomization", "randomization_test", "refinements",
-               "statistics", "verdict", "result", "suite", "report", "inputs", "command")
+               "statistics", "verdict", "result", "suite", "report", "inputs", "command", "units", "summaries",
+               "invariance", "model_views")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 
