@@ -36,7 +36,7 @@ the base methods and Gradient-SG (about 21 passes per image and stage). The pape
 curves at the paper's settings (IG 50 steps, SmoothGrad / VarGrad 50 samples) on 32 images for every method
 but IG-SG and IG-VG (2,500 passes per image and stage each: left to a GPU, where
 ``dataclasses.replace(PRESETS["paper"], methods=METHODS, images=200)`` is the paper's full setting): 256
-passes per image and stage, about 1.7 h per mode on EfficientNet-Lite0 on 2 CPU cores. Every stage of every
+passes per image and stage, about 1.4 h of CPU time per mode on EfficientNet-Lite0. Every stage of every
 mode is its own unit (``curves/<mode>/<stage>``), written when it finishes, so the run resumes across
 invocations; each invocation first recomputes the trained model's masks (one unit's work).
 """
@@ -150,7 +150,7 @@ def passes_per_image(method, config):
 
 
 def estimate(config, todo):
-    """What the units in `todo` cost: forward+backward passes, and hours at the network's measured pass time."""
+    """What the units in `todo` cost: forward+backward passes, and CPU hours at the network's measured pass cost."""
     per_stage = sum(passes_per_image(m, config) for m in config.methods)
     grids = sum(u.startswith("grid/") for u in todo)
     curves = len(todo) - grids
@@ -159,9 +159,9 @@ def estimate(config, todo):
     net = imagenet_inputs.network(config)
     hours = total * net.pass_seconds / 3600
     return (f"{NAME}: {len(todo)} units to do ({curves} curve stages of {config.images} images, {grids} grids); "
-            f"{per_stage} passes per image and stage, {total:,} forward+backward passes: about {hours:.1f} h on "
-            f"{net.name} at {1000 * net.pass_seconds:.0f} ms per pass (measured on 2 CPU cores; more on a busy "
-            "machine, far less on a GPU)")
+            f"{per_stage} passes per image and stage, {total:,} forward+backward passes: about {hours:.1f} h of CPU "
+            f"time on {net.name} at {1000 * net.pass_seconds:.0f} ms per pass (measured on 2 CPU cores: the wall time "
+            "on 2 free cores is up to half that, on a busy machine more; on a GPU far less)")
 
 
 def _setup(config, context):
