@@ -16,6 +16,7 @@ reused for other inputs. (MNIST and Fashion-MNIST need none: tfds verifies their
 
 Optional: ``resolve(config) -> config`` makes a run-time choice explicit (the ImageNet figures' ``model="auto"``),
 and ``variant(config) -> str`` names the files ``<name>-<preset>-<variant>`` (:func:`store_for`).
+``estimate(config, todo) -> str`` says what the units still to do will cost; :func:`run` prints it first.
 
 An experiment that draws masks sets ``ARRAYS = True``: its ``compute`` returns ``(rows, {name: array})``,
 the arrays are stored beside the unit's rows, and ``plot(rows, config, arrays)`` receives
@@ -164,6 +165,8 @@ def run(module, preset="quick", out="figures", config=None, progress=True, model
     start = time.perf_counter()
     if todo:
         module.requires(config)
+        if hasattr(module, "estimate"):
+            print(module.estimate(config, todo), flush=True)
         context = {}
         strategy = _strategy(preset)
         bar = tqdm(todo, desc=module.NAME, unit="unit", disable=not progress, dynamic_ncols=True)

@@ -214,6 +214,7 @@ class Network:
         the weights, for the result store's key.
       stages: ``() -> [group names]``: the blocks the paper's test randomizes, top down (the model's
         ``randomization_groups``).
+      pass_seconds: CPU time of one forward+backward pass per image, measured on 2 CPU cores (cost estimates).
     """
 
     name: str
@@ -226,16 +227,19 @@ class Network:
     requires: object
     fingerprint: object
     stages: object
+    pass_seconds: float
 
 
 NETWORKS = {
     "inception_v3": Network("inception_v3", "Inception v3", 299, "Mixed_7c", lambda c, x, y: load_inception(c, x, y),
                             lambda x: x, _slim_index, lambda c: require_checkpoint(c),
-                            lambda c: fingerprint(c), lambda: list(_slim().RANDOMIZATION_ORDER)),
+                            lambda c: fingerprint(c), lambda: list(_slim().RANDOMIZATION_ORDER),
+                            0.76),  # wall time on a busy machine: docs/speed.md, benchmarks/bench_inception.py
     "efficientnet_lite0": Network("efficientnet_lite0", "EfficientNet-Lite0 (a trained stand-in for Inception v3)",
                                   224, "head_relu", _load_efficientnet, _to_efficientnet_input,
                                   lambda labels: np.asarray(labels), lambda c: _efficientnet_fingerprint(c),
-                                  _efficientnet_fingerprint, lambda: _efficientnet().group_names()),
+                                  _efficientnet_fingerprint, lambda: _efficientnet().group_names(),
+                                  0.030),  # paper-preset units of sc_imagenet_randomization (docs/reproduction.md)
 }
 
 

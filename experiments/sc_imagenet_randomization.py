@@ -29,10 +29,16 @@ Inception v3 needs the real TF-slim checkpoint (config ``checkpoint`` or ``$TF_S
 :func:`experiments.imagenet_inputs.load_inception` refuses an untrained one, so these figures are
 never drawn from random weights.
 
-Cost: one image at one stage takes about ``6 + 4 * samples + ig_steps * (1 + 2 * samples)``
-forward+backward passes for all methods (136 at 5 samples and 10 steps, 5,256 at the paper's 50 and
-50), for each stage of each mode. The quick preset runs the base methods and Gradient-SG (about 21
-passes per image and stage); the paper preset is for GPUs (``MirroredStrategy``).
+Cost (:func:`passes_per_image`, :func:`estimate`, printed when a run starts): one image at one stage takes
+about ``6 + 4 * samples + ig_steps * (1 + 2 * samples)`` forward+backward passes for all methods (136 at 5
+samples and 10 steps, 5,256 at the paper's 50 and 50), for each stage of each mode. The quick preset runs
+the base methods and Gradient-SG (about 21 passes per image and stage). The paper preset runs the Fig. 4 / 5
+curves at the paper's settings (IG 50 steps, SmoothGrad / VarGrad 50 samples) on 32 images for every method
+but IG-SG and IG-VG (2,500 passes per image and stage each: left to a GPU, where
+``dataclasses.replace(PRESETS["paper"], methods=METHODS, images=200)`` is the paper's full setting): 256
+passes per image and stage, about 1.4 h of CPU time per mode on EfficientNet-Lite0. Every stage of every
+mode is its own unit (``curves/<mode>/<stage>``), written when it finishes, so the run resumes across
+invocations; each invocation first recomputes the trained model's masks (one unit's work).
 """
 
 import dataclasses
@@ -101,10 +107,14 @@ class Config:
 
 
 # quick: the base methods and SmoothGrad of the gradient, few samples and steps (about 21 passes per image
-# and stage: minutes on 2 CPU cores for EfficientNet-Lite0); paper: every method at the paper's settings.
+# and stage: minutes on 2 CPU cores for EfficientNet-Lite0); paper: the paper's settings (IG 50 steps, 50
+# samples) for every method but IG-SG / IG-VG (ig_steps x samples passes each: for a GPU), on 32 images.
 QUICK_METHODS = ("gradient", "gradient_sg", "guided_backprop", "integrated_gradients", "gradient_x_input", "gradcam",
                  "guided_gradcam")
-PRESETS = {"quick": Config(methods=QUICK_METHODS), "paper": Config(images=200, ig_steps=50, samples=50)}
+PAPER_METHODS = ("gradient", "gradient_sg", "gradient_vg", "guided_backprop", "guided_backprop_sg",
+                 "guided_backprop_vg", "integrated_gradients", "gradient_x_input", "gradcam", "guided_gradcam")
+PRESETS = {"quick": Config(methods=QUICK_METHODS),
+           "paper": Config(images=32, ig_steps=50, samples=50, methods=PAPER_METHODS)}
 
 
 def stages(config):
@@ -124,6 +134,34 @@ def requires(config):
 def units(config):
     return ([f"grid/{mode}" for mode in config.modes]
             + [f"curves/{mode}/{stage}" for mode in config.modes for stage in stages(config)])
+
+
+def passes_per_image(method, config):
+    """Forward+backward passes of `method` per image (``docs/speed.md``): SmoothGrad / VarGrad ``samples``
+    times their base method's, IG ``ig_steps``, a guided gradient times a class activation map (a spatial-layer
+    method whose signal is a gradient: Guided GradCAM) 2, any other 1."""
+    from tf_sanity.attribution import methods
+    meta = methods.get(method)
+    if meta.noise_tunnel:
+        return config.samples * passes_per_image(meta.base, config)
+    if "steps" in meta.settings:
+        return config.ig_steps
+    return 2 if meta.needs_spatial_layer and meta.signal == "gradient" else 1
+
+
+def estimate(config, todo):
+    """What the units in `todo` cost: forward+backward passes, and CPU hours at the network's measured pass cost."""
+    per_stage = sum(passes_per_image(m, config) for m in config.methods)
+    grids = sum(u.startswith("grid/") for u in todo)
+    curves = len(todo) - grids
+    # each run first explains the trained model (the demo image for the grids, the test images for the curves)
+    total = per_stage * (grids * len(stages(config)) + bool(grids) + (curves + bool(curves)) * config.images)
+    net = imagenet_inputs.network(config)
+    hours = total * net.pass_seconds / 3600
+    return (f"{NAME}: {len(todo)} units to do ({curves} curve stages of {config.images} images, {grids} grids); "
+            f"{per_stage} passes per image and stage, {total:,} forward+backward passes: about {hours:.1f} h of CPU "
+            f"time on {net.name} at {1000 * net.pass_seconds:.0f} ms per pass (measured on 2 CPU cores: the wall time "
+            "on 2 free cores is up to half that, on a busy machine more; on a GPU far less)")
 
 
 def _setup(config, context):

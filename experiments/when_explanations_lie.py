@@ -23,8 +23,9 @@ import dataclasses
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments import common
+from experiments import common, wel_checks
 from experiments.common import Claim
+from experiments.wel_checks import select as _select
 
 NAME = "when_explanations_lie"
 TITLE = ("When Explanations Lie: cosine similarity convergence, random-logit and cascading checks "
@@ -173,32 +174,13 @@ def compute(config, unit, context):
         return [dict(base, layer=r["layer"], depth=r["depth"], channels=r["channels"], metric="median_abs_cos",
                      value=r["median_abs_cos"], baseline=r["baseline"], n_values=r["n_values"], images=n)
                 for r in result.rows()]
-    if check == "random_logit":
-        values, others = csc.random_logit_ssim(model, x, targets, method, seed=config.seed,
-                                               batch_size=config.batch_size, **settings)
-        return [dict(base, image=int(i), target=int(t), other=int(o), metric="ssim_flipped", value=float(v))
-                for i, t, o, v in zip(setup["index"], targets, others, values)]
-    if check == "cascading":
-        rows = []
-        for k, (stage, values) in enumerate(csc.cascading_ssim(model, x, targets, method, seed=config.seed,
-                                                               batch_size=config.batch_size, **settings)):
-            rows += [dict(base, stage=stage, stage_index=k + 1, image=int(i), target=int(t), metric="ssim_flipped",
-                          value=float(v)) for i, t, v in zip(setup["index"], targets, values)]
-        return rows
+    if check in ("random_logit", "cascading"):
+        return wel_checks.ssim_rows(check, model, x, targets, setup["index"], method, base, seed=config.seed,
+                         batch_size=config.batch_size, **settings)
     raise ValueError(f"unknown unit {unit!r}")
 
 
 # ----------------------------------------------------------------------------- summaries
-
-def _select(rows, **where):
-    return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
-
-
-def _median_ci(rows, config, **where):
-    from tf_sanity.checks.statistics import bootstrap_median
-    return bootstrap_median([r["value"] for r in _select(rows, **where)], n_resamples=config.bootstrap,
-                            seed=config.seed)
-
 
 def csc_table(rows, model_name):
     """``{method: {layer: median |cos|}}`` and ``{layer: baseline}`` of one model."""
@@ -221,10 +203,6 @@ def converged_from(values, layers, threshold=0.99):
 
 # ----------------------------------------------------------------------------- figures
 
-def _style(k):
-    return dict(color=f"C{k % 10}", ls="-" if k < 10 else "--", marker="os^v<>Dph*PX"[k % 12], ms=3, lw=1)
-
-
 def plot(rows, config):
     import tf_sanity
     figs = {}
@@ -238,7 +216,7 @@ def plot(rows, config):
             for k, method in enumerate(config.methods):
                 if method in table:
                     y = [max(1 - table[method].get(layer, np.nan), 1e-7) for layer in layers]
-                    ax.plot(xs, y, label=tf_sanity.LABELS[method], **_style(k))
+                    ax.plot(xs, y, label=tf_sanity.LABELS[method], **wel_checks.style(k))
             ax.plot(xs, [1 - baseline.get(layer, np.nan) for layer in layers], color="k", ls=":", lw=1.5,
                     label="random vectors")
             ax.set_yscale("log")
@@ -248,42 +226,9 @@ def plot(rows, config):
         axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.tight_layout()
         figs["csc"] = fig
-    if "random_logit" in config.checks and models:
-        fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.2), squeeze=False)
-        for ax, model_name in zip(axes[0], models):
-            stats = [(m, _median_ci(rows, config, model=model_name, check="random_logit", method=m))
-                     for m in config.methods]
-            xs = np.arange(len(stats))
-            med = np.array([s[1][0] for s in stats])
-            ax.bar(xs, med, color=[_style(k)["color"] for k in range(len(stats))], alpha=0.7)
-            ax.errorbar(xs, med, yerr=[med - [s[1][1] for s in stats], [s[1][2] for s in stats] - med],
-                        fmt="none", ecolor="k", lw=1)
-            ax.set_xticks(xs, [tf_sanity.LABELS[m] for m, _ in stats], rotation=90, fontsize=7)
-            ax.set_ylim(0, 1.05)
-            ax.set_title(f"{model_name}: true class vs random class", fontsize=8)
-            ax.set_ylabel("SSIM (median, 99 % bootstrap CI)")
-        fig.tight_layout()
-        figs["random_logit"] = fig
-    if "cascading" in config.checks and models:
-        fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
-        for ax, model_name in zip(axes[0], models):
-            stages = sorted({(r["stage_index"], r["stage"]) for r in _select(rows, model=model_name, check="cascading")})
-            xs = np.arange(len(stages) + 1)
-            for k, method in enumerate(config.methods):
-                stats = [_median_ci(rows, config, model=model_name, check="cascading", method=method, stage=s)
-                         for _, s in stages]
-                if not stats:
-                    continue
-                ax.plot(xs, [1.0] + [s[0] for s in stats], label=tf_sanity.LABELS[method], **_style(k))
-                ax.fill_between(xs[1:], [s[1] for s in stats], [s[2] for s in stats], color=_style(k)["color"],
-                                alpha=0.12)
-            ax.set_xticks(xs, ["original"] + [s for _, s in stages], rotation=45, fontsize=7)
-            ax.set_ylim(0, 1.05)
-            ax.set_title(f"{model_name}: cascading randomization", fontsize=8)
-            ax.set_ylabel("SSIM to the trained model's map")
-        axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.tight_layout()
-        figs["cascading"] = fig
+    for check in wel_checks.CHECKS:
+        if check in config.checks and models:
+            figs[check] = wel_checks.figure(rows, config, check, models)
     return figs
 
 
@@ -298,17 +243,11 @@ def claims(rows, config):
         if "csc" in config.checks:
             csc, converged = _csc_claims(rows, config, model_name, acc)
             out += csc
+        group = CONVERGING if converged is None else converged  # the paper's list when CSC was not run
         if "random_logit" in config.checks:
-            out += _ssim_claim(rows, config, model_name, "random_logit", {}, converged, "random-logit check",
-                               "explanations of converging methods hardly change when another class is explained; "
-                               "DeepLIFT's and the gradient's do")
+            out += wel_checks.random_logit_claim(rows, config, model_name, group)
         if "cascading" in config.checks:
-            first = sorted({(r["stage_index"], r["stage"]) for r in _select(rows, model=model_name, check="cascading")})
-            if first:
-                out += _ssim_claim(rows, config, model_name, "cascading", {"stage": first[0][1]}, converged,
-                                   "cascading check", f"after randomizing the logit layer ({first[0][1]}) the "
-                                   "explanations of converging methods stay similar; DeepLIFT's and the gradient's "
-                                   "do not")
+            out += wel_checks.cascading_claim(rows, config, model_name, group)
     return out
 
 
@@ -339,21 +278,3 @@ def _csc_claims(rows, config, model_name, acc):
                          f"{where}: {len(done)}/{len(converging)} converge: {describe(converging)}",
                          len(done) == len(converging), "> 0.99", "median |cos| > 0.99 from some layer down to the lowest"))
     return out, [m for m in converging if reached[m]]
-
-
-def _ssim_claim(rows, config, model_name, check, where, converged, where_paper, text):
-    """Converging methods' median SSIM must exceed the gradient's and DeepLIFT's. Converging: the methods
-    whose CSC converged on this model (the paper's argument runs from convergence to insensitivity), or
-    the paper's list when CSC was not run."""
-    meds = {m: _median_ci(rows, config, model=model_name, check=check, method=m, **where) for m in config.methods}
-    meds = {m: v for m, v in meds.items() if np.isfinite(v[0])}
-    if not meds:
-        return []
-    group = CONVERGING if converged is None else converged
-    conv = [v[0] for m, v in meds.items() if m in group]
-    other = [v[0] for m, v in meds.items() if m in ("gradient", "deeplift")]
-    passed = (min(conv) > max(other)) if (conv and other) else None
-    ours = (f"{model_name}: converging here: {', '.join(group) if group else 'none (CSC reached 0.99 for no method)'}"
-            "; median SSIM [99 % CI] " + ", ".join(f"{m} {v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]" for m, v in meds.items()))
-    return [Claim(f"When Explanations Lie, {where_paper}", text, ours, passed, "qualitative",
-                  "min over converging methods > max over gradient and DeepLIFT")]

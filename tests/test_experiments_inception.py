@@ -133,3 +133,45 @@ def test_official_checkpoint_keyword_uses_the_cache_or_fails_fast_offline(shared
     (tmp_path / checkpoint.CHECKPOINT_NAME).write_bytes(b"")
     assert imagenet_inputs.checkpoint(config) == str(tmp_path / checkpoint.CHECKPOINT_NAME)
     exp.requires(config)
+
+
+def test_paper_preset_runs_the_curves_at_the_paper_settings_without_ig_sg_vg():
+    """Issue 16 item 4: IG 50 steps, SG / VG 50 samples, every method but IG-SG / IG-VG, >= 32 images."""
+    paper = exp.PRESETS["paper"]
+    assert (paper.ig_steps, paper.samples) == (50, 50) and paper.images >= 32
+    assert set(paper.methods) == set(exp.METHODS) - {"integrated_gradients_sg", "integrated_gradients_vg"}
+    # passes per image and stage: the docs/speed.md table; all methods: 6 + 4 n + steps (1 + 2 n)
+    assert sum(exp.passes_per_image(m, paper) for m in paper.methods) == 1 + 4 * 50 + 1 + 50 + 1 + 1 + 2
+    assert sum(exp.passes_per_image(m, paper) for m in exp.METHODS) == 6 + 4 * 50 + 50 * (1 + 2 * 50)
+    config = dataclasses.replace(paper, model="efficientnet_lite0")
+    units = exp.units(config)
+    assert len(units) == 2 + 2 * 19 and units[2:4] == ["curves/cascading/fc", "curves/cascading/conv_head"]
+    text = exp.estimate(config, units[2:])
+    assert "38 units to do (38 curve stages of 32 images, 0 grids); 256 passes per image and stage" in text
+    assert f"{256 * 39 * 32:,} forward+backward passes" in text
+
+
+def test_paper_preset_resumes_stage_by_stage(substitute, shared_data, tmp_path, monkeypatch, capsys):
+    """A run stopped after two units continues with the others; each start prints what is left."""
+    model, ckpt = substitute
+    config = dataclasses.replace(exp.PRESETS["paper"], images=2, size=32, stages=STAGES, modes=("cascading",),
+                                 ig_steps=2, samples=2, methods=("gradient", "gradient_sg"), checkpoint=ckpt,
+                                 data_dir=str(shared_data))
+    compute, done = exp.compute, []
+
+    def stop_after_two(config, unit, context):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(unit)
+        return compute(config, unit, context)
+
+    monkeypatch.setattr(exp, "compute", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        common.run(exp, "paper", tmp_path, config=config, progress=False)
+    assert done == ["grid/cascading", "curves/cascading/Logits"]
+    assert "5 units to do (4 curve stages of 2 images, 1 grids)" in capsys.readouterr().out
+    monkeypatch.setattr(exp, "compute", compute)
+    rows, _ = common.run(exp, "paper", tmp_path, config=config, progress=False)
+    out = capsys.readouterr().out
+    assert "3 units to do (3 curve stages of 2 images, 0 grids)" in out and "(2 reused)" in out
+    assert {r["stage"] for r in rows if r["part"] == "curves"} == set(STAGES)

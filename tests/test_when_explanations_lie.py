@@ -45,3 +45,30 @@ def test_experiment_units_rows_figures_and_claims():
     assert len(claims) == 4 and all(c.ours for c in claims)
     assert claims[0].claim.startswith("DeepLIFT") and "deeplift" in claims[0].ours
     assert "lrp_alpha1beta0" in claims[1].ours and "converging here:" in claims[2].ours
+
+
+def test_imagenet_experiment_random_logit_and_cascading_rows_figures_and_claims():
+    """wel_imagenet_csc's SSIM checks, on a small untrained convnet injected in place of EfficientNet-Lite0."""
+    from experiments import wel_imagenet_csc
+    keras.utils.set_random_seed(0)
+    model = sixt_models.convnet(widths=(4, 4, 6, 6, 16))
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    targets = np.array([1, 2, 3])
+    config = dataclasses.replace(wel_imagenet_csc.PRESETS["quick"], model="efficientnet_lite0", images=3,
+                                 checks=("random_logit", "cascading"), methods=("lrp_alpha1beta0", "deeplift"),
+                                 bootstrap=100)
+    assert wel_imagenet_csc.units(config) == ["random_logit/lrp_alpha1beta0", "random_logit/deeplift",
+                                              "cascading/lrp_alpha1beta0", "cascading/deeplift"]
+    context = dict(model=model, x=x, targets=targets)
+    rows = [r for unit in wel_imagenet_csc.units(config) for r in wel_imagenet_csc.compute(config, unit, context)]
+    logit = [r for r in rows if r["check"] == "random_logit"]
+    assert len(logit) == 2 * 3 and all(r["other"] != r["target"] and 0 <= r["other"] < 10 for r in logit)
+    assert [r["target"] for r in logit[:3]] == [1, 2, 3] and all(0 <= r["value"] <= 1 for r in logit)
+    cascade = [r for r in rows if r["check"] == "cascading"]
+    assert [r["stage"] for r in cascade[::3][:6]] == ["fc6", "fc5", "conv4", "conv3", "conv2", "conv1"]
+    assert len(cascade) == 2 * 6 * 3 and all(r["model"] == "efficientnet_lite0" for r in rows)
+    assert set(wel_imagenet_csc.plot(rows, config)) == {"random_logit", "cascading"}
+    claims = wel_imagenet_csc.claims(rows, config)
+    assert [c.paper.split(", ")[-1] for c in claims] == ["random-logit check", "cascading check"]
+    assert all("EfficientNet-Lite0" in c.paper and "converging here: lrp_alpha1beta0" in c.ours for c in claims)
+    assert "after randomizing the logit layer (fc6)" in claims[1].claim
