@@ -10,6 +10,7 @@ data set; prints the same numbers as a markdown table. Run after the runs it rea
 """
 
 import argparse
+import itertools
 import json
 import pathlib
 
@@ -47,9 +48,14 @@ def collect(out="figures", preset="quick"):
 def plot(table, methods=wel.METHODS):
     import matplotlib.pyplot as plt
     import tf_sanity
-    keys = sorted(table)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.4), squeeze=False, sharey=True)
-    for ax, key in zip(axes[0], keys):
+    conventions, models = sorted({c for c, _ in table}), sorted({m for _, m in table})
+    fig, axes = plt.subplots(len(conventions), len(models), figsize=(3.8 * len(models), 3.2 * len(conventions)),
+                             squeeze=False, sharey=True)
+    for (i, convention), (j, model) in itertools.product(enumerate(conventions), enumerate(models)):
+        ax, key = axes[i, j], (convention, model)
+        if key not in table:
+            ax.set_axis_off()
+            continue
         steps = sorted(table[key])
         for k, method in enumerate(methods):
             y = [max(1 - table[key][s].get(method, np.nan), 1e-6) for s in steps]
@@ -61,8 +67,9 @@ def plot(table, methods=wel.METHODS):
         ax.minorticks_off()
         ax.set_xlabel("training steps (batch 32)")
         ax.set_title(f"{key[1]}, convention {key[0]}", fontsize=8)
-    axes[0, 0].set_ylabel(f"1 - median |cos| at {LAYER} (dotted: 0.99)")
-    axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    for row in axes:
+        row[0].set_ylabel(f"1 - median |cos| at {LAYER}\n(dotted: 0.99)")
+    axes[0, -1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
