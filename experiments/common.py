@@ -44,6 +44,7 @@ matplotlib.use("Agg")  # experiments write files; never open windows
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm
 
+from experiments import settings as settings_mod  # noqa: E402
 from tf_sanity.checks import statistics
 from tf_sanity.errors import SanityError
 
@@ -195,32 +196,9 @@ def variant(opts):
     return "".join(f"-{part}" for part in parts)
 
 
-def _coerce(field, text, current):
-    """`text` (from ``--set``) as the type of the config field's `current` value."""
-    try:
-        if isinstance(current, bool):
-            if text.lower() not in ("true", "false"):
-                raise ValueError
-            return text.lower() == "true"
-        if isinstance(current, tuple):
-            return tuple(t for t in text.split(",") if t)
-        return type(current)(text)
-    except ValueError:
-        raise SanityError(f"--set {field}={text}: expected a {type(current).__name__}") from None
-
-
-def apply_settings(module, config, settings):
-    """`config` with the ``--set KEY=VALUE`` `settings` (a dict of strings) applied to its fields."""
-    fields = {f.name for f in dataclasses.fields(config)}
-    unknown = sorted(set(settings) - fields)
-    if unknown:
-        raise SanityError(f"{module.NAME} has no setting {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    return dataclasses.replace(config, **{k: _coerce(k, v, getattr(config, k)) for k, v in settings.items()})
-
-
 def configure(module, preset, backend=None, models=None, config=None, settings=None):
     """The preset's config (or `config`) with only the `models` given, another saliency `backend` and the
-    ``--set`` `settings` (:func:`apply_settings`; e.g. ``sixt_profile=3k``).
+    ``--set`` `settings` (:func:`experiments.settings.apply`; e.g. ``sixt_profile=3k``).
 
     A backend computes the same methods through other code (``"pair"``: PAIR's ``saliency.core``, as the
     original setup). The config's ``backend`` field reaches every mask through :func:`method_settings`, and
@@ -257,7 +235,7 @@ def configure(module, preset, backend=None, models=None, config=None, settings=N
                   "left out of this run", flush=True)
             changes["methods"] = tuple(m for m in config.methods if m in supported)
     config = dataclasses.replace(config, **changes)
-    return apply_settings(module, config, settings) if settings else config
+    return settings_mod.apply(module, config, settings) if settings else config
 
 
 def run(module, preset="quick", out="figures", config=None, progress=True, models=None, backend=None, settings=None):

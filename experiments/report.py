@@ -101,6 +101,9 @@ def write(out="figures"):
             lines.append(_row([c["paper"], c["claim"], c["paper_value"], c["ours"], c["tolerance"],
                                _verdict(c["passed"])]))
         lines.append("")
+    # Studies across runs (e.g. experiments/wel_training_steps.py) write their tables to <out>/studies/.
+    for study in sorted((out / "studies").glob("*.md")):
+        lines += [study.read_text().strip(), ""]
     path = out / "REPORT.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

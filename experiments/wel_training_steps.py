@@ -4,7 +4,8 @@ Collects the committed ``when_explanations_lie`` runs of the small convnet train
 steps (``--set sixt_profile=cpu|3k|10k|30k``, :data:`tf_sanity.models.sixt_models.PROFILES`) under each CSC
 convention (``--set convention=tf_sanity|authors_code``, :data:`experiments.when_explanations_lie.CONVENTIONS`)
 and draws median |cos| at conv1 against training steps, one line per method, one panel per convention and
-data set; prints the same numbers as a markdown table. Run after the runs it reads::
+data set; writes the same numbers as markdown tables to ``<out>/studies/`` (``REPORT.md`` includes them) and
+prints them. Run after the runs it reads::
 
     python -m experiments.wel_training_steps [--out figures]
 """
@@ -102,7 +103,11 @@ def main(argv=None):
     for ext in ("png", "pdf"):
         fig.savefig(pathlib.Path(args.out) / f"{STEM}.{ext}", dpi=150, bbox_inches="tight",
                     metadata={"CreationDate": None} if ext == "pdf" else None)
-    print(markdown(table, accuracy))
+    text = markdown(table, accuracy)
+    common.atomic_write(pathlib.Path(args.out) / "studies" / f"{STEM}.md",
+                        "## When Explanations Lie: median |cos| at conv1 against training steps (small convnet)\n\n"
+                        f"`python -m experiments.wel_training_steps`; figure `{STEM}.png`. Bold: > 0.99.\n\n" + text)
+    print(text)
 
 
 if __name__ == "__main__":
