@@ -60,7 +60,7 @@ class CSC:
     """Cosine similarity convergence of one method from one layer.
 
     Attributes:
-      method: method name; start: the layer at whose input the random signal was injected.
+      method: method name; start: the layer at whose input (or output, `at="output"`) the random signal was injected.
       layers: the layers read, bottom up (``"input"`` is the image).
       channels: channel count C of each layer's output.
       median_abs_cos: median |cos| per layer (NaN if every value was NaN).
