@@ -20,6 +20,9 @@ def add_parser(subparsers):
                    "saliency.core classes as the original setup did; results and files are kept apart (-pair)")
     p.add_argument("--models", nargs="+", metavar="MODEL",
                    help="run only these models of an experiment that has several (e.g. mnist-cnn)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="change one setting of the preset's config (repeatable), e.g. sixt_profile=3k for "
+                        "when_explanations_lie; the files get a -KEY_VALUE suffix")
     p.add_argument("--out", default="figures", help="output folder (default: figures/)")
     p.add_argument("--data-dir", help="folder with mnist/, fashion-mnist/ (the original .gz files) and imagenet/ "
                    "(labels.csv and images) for offline use; sets $TF_SANITY_DATA_DIR")
@@ -46,12 +49,19 @@ def reproduce(args):
         os.environ[CHECKPOINT_ENV] = args.checkpoint
     if args.model:
         os.environ[imagenet_inputs.MODEL_ENV] = args.model
+    settings = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SanityError(f"--set takes KEY=VALUE, got {item!r}")
+        settings[key] = value
     run_all = args.names == ["all"]
     names = list(experiments.EXPERIMENTS) if run_all else args.names
     modules = [experiments.get(name) for name in names]  # unknown names fail before any work
     for module in modules:
         try:
-            common.run(module, args.preset, args.out, models=args.models, backend=args.backend)
+            common.run(module, args.preset, args.out, models=args.models, backend=args.backend,
+                       settings=settings)
         except SanityError as e:
             if not run_all:
                 raise

@@ -41,6 +41,7 @@ matplotlib.use("Agg")  # experiments write files; never open windows
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm
 
+from experiments import settings as settings_mod  # noqa: E402
 from tf_sanity.checks import statistics
 from tf_sanity.store import Store, atomic_write, read_csv, rows_to_csv  # noqa: F401 (experiments import them from here)
 from tf_sanity.errors import SanityError
@@ -70,27 +71,30 @@ class Claim:
             self.passed = bool(self.passed)  # numpy booleans would print as "True" and fail `is True`
 
 
-def store_for(module, preset, out, config, models=None):
+def store_for(module, preset, out, config, models=None, settings=None):
     """The :class:`Store` of `module` run with `config` (keyed by the config and the module's ``inputs``).
 
-    Its files are named ``<name>-<preset>[-<module variant>][-<models>][-<backend>]``: the module's
-    ``variant(config)`` (e.g. the ImageNet network) if it has one, then :func:`variant` of the ``--models``
-    and ``--backend`` options.
+    Its files are named ``<name>-<preset>[-<module variant>][-<models>][-<backend>][-<key>_<value>...]``: the
+    module's ``variant(config)`` (e.g. the ImageNet network) if it has one, then :func:`variant` of the
+    ``--models``, ``--backend`` and ``--set`` options.
     """
     config = module.resolve(config) if hasattr(module, "resolve") else config
     own = module.variant(config) if hasattr(module, "variant") else ""
     return Store(out, module.NAME, preset, config, module.inputs(config) if hasattr(module, "inputs") else "",
-                 (f"-{own}" if own else "") + variant(options(config, models)))
+                 (f"-{own}" if own else "") + variant(options(config, models, settings)))
 
 
 DEFAULT_BACKEND = "tf_sanity"
 
 
-def options(config, models=None):
-    """The ``reproduce`` options of a run: ``{"models": [...], "backend": name}``, each only where given."""
+def options(config, models=None, settings=None):
+    """The ``reproduce`` options of a run: ``{"models": [...], "backend": name, "set": {key: value}}``, each
+    only where given."""
     out = {"models": list(config.models)} if models else {}
     if getattr(config, "backend", DEFAULT_BACKEND) != DEFAULT_BACKEND:
         out["backend"] = config.backend
+    if settings:
+        out["set"] = {k: str(v) for k, v in sorted(settings.items())}
     return out
 
 
@@ -98,11 +102,13 @@ def variant(opts):
     """The file-name suffix of a run with :func:`options` `opts` (e.g. ``-mnist-cnn-pair``), so that a run
     of some models or with another backend never overwrites the preset's files."""
     parts = (["+".join(opts["models"])] if "models" in opts else []) + ([opts["backend"]] if "backend" in opts else [])
+    parts += [f"{k}_{v}" for k, v in opts.get("set", {}).items()]
     return "".join(f"-{part}" for part in parts)
 
 
-def configure(module, preset, backend=None, models=None, config=None):
-    """The preset's config (or `config`) with only the `models` given and another saliency `backend`.
+def configure(module, preset, backend=None, models=None, config=None, settings=None):
+    """The preset's config (or `config`) with only the `models` given, another saliency `backend` and the
+    ``--set`` `settings` (:func:`experiments.settings.apply`; e.g. ``sixt_profile=3k``).
 
     A backend computes the same methods through other code (``"pair"``: PAIR's ``saliency.core``, as the
     original setup). The config's ``backend`` field reaches every mask through :func:`method_settings`, and
@@ -138,10 +144,11 @@ def configure(module, preset, backend=None, models=None, config=None):
             print(f"{module.NAME}: backend {backend!r} has no counterpart of {', '.join(left_out)}; "
                   "left out of this run", flush=True)
             changes["methods"] = tuple(m for m in config.methods if m in supported)
-    return dataclasses.replace(config, **changes)
+    config = dataclasses.replace(config, **changes)
+    return settings_mod.apply(module, config, settings) if settings else config
 
 
-def run(module, preset="quick", out="figures", config=None, progress=True, models=None, backend=None):
+def run(module, preset="quick", out="figures", config=None, progress=True, models=None, backend=None, settings=None):
     """Runs (or resumes) one experiment and writes its CSV, figures and claims.
 
     Args:
@@ -150,16 +157,16 @@ def run(module, preset="quick", out="figures", config=None, progress=True, model
       out: output folder: ``results/<stem>.csv``, ``<stem>[-suffix].png/.pdf``, ``claims/<stem>.json``,
         the stem being ``<name>-<preset>[-<variant>]``.
       config: a config to use instead of the preset's.
-      models, backend: ``--models`` and ``--backend`` (:func:`configure`); the files of a run with either
-        get :func:`variant`'s suffix (``<name>-<preset>-mnist-cnn-pair.csv``).
+      models, backend, settings: ``--models``, ``--backend`` and ``--set`` (:func:`configure`); the files of a
+        run with any get :func:`variant`'s suffix (``<name>-<preset>-mnist-cnn-pair.csv``).
 
     Returns:
       ``(rows, claims)``.
     """
-    config = configure(module, preset, backend, models, config)
+    config = configure(module, preset, backend, models, config, settings)
     if hasattr(module, "resolve"):  # settings chosen at run time (e.g. which ImageNet network) made explicit
         config = module.resolve(config)
-    store = store_for(module, preset, out, config, models)
+    store = store_for(module, preset, out, config, models, settings)
     units = list(module.units(config))
     todo = [u for u in units if not store.done(u)]
     start = time.perf_counter()
@@ -188,10 +195,10 @@ def run(module, preset="quick", out="figures", config=None, progress=True, model
     claims = module.claims(rows, config)
     atomic_write(pathlib.Path(out) / "claims" / f"{store.stem}.json",
                  json.dumps({"experiment": module.NAME, "title": module.TITLE, "preset": preset,
-                             "options": options(config, models), "config": dataclasses.asdict(config),
+                             "options": options(config, models, settings), "config": dataclasses.asdict(config),
                              "claims": [dataclasses.asdict(c) for c in claims]}, indent=1, default=str))
     elapsed = time.perf_counter() - start
-    print(f"{module.NAME} [{preset}{variant(options(config, models))}]: {len(units)} units "
+    print(f"{module.NAME} [{preset}{variant(options(config, models, settings))}]: {len(units)} units "
           f"({len(units) - len(todo)} reused), "
           f"{len(rows)} rows, {sum(c.passed is True for c in claims)}/{len(claims)} claims supported, "
           f"{elapsed:.1f} s", flush=True)

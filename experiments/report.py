@@ -12,7 +12,8 @@ def _command(data):
     opts = data.get("options", {})
     return (f"tf-sanity reproduce {data['experiment']} --preset {data['preset']}"
             + (f" --models {' '.join(opts['models'])}" if "models" in opts else "")
-            + (f" --backend {opts['backend']}" if "backend" in opts else ""))
+            + (f" --backend {opts['backend']}" if "backend" in opts else "")
+            + "".join(f" --set {k}={v}" for k, v in opts.get("set", {}).items()))
 
 
 def _row(cells):
@@ -49,7 +50,7 @@ def _backend_comparison(runs):
     groups = {}
     for data in runs:
         opts = data.get("options", {})
-        key = (data["experiment"], data["preset"], tuple(opts.get("models", ())))
+        key = (data["experiment"], data["preset"], tuple(opts.get("models", ())), tuple(opts.get("set", {}).items()))
         groups.setdefault(key, {})[opts.get("backend", "tf_sanity")] = data
     lines = [line for by_backend in groups.values() if "tf_sanity" in by_backend
              for backend, other in by_backend.items() if backend != "tf_sanity"
@@ -67,6 +68,12 @@ _NETWORKS = {"inception_v3": "Inception v3",
              "efficientnet_lite0": "EfficientNet-Lite0 (a trained stand-in for Inception v3)"}
 
 
+def _option_text(value):
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    return " ".join(value) if isinstance(value, list) else value
+
+
 def write(out="figures"):
     """Collects ``<out>/claims/*.json`` into ``<out>/REPORT.md``; returns its path."""
     out = pathlib.Path(out)
@@ -79,8 +86,7 @@ def write(out="figures"):
               "|---|---|---|---|---:|---:|---:|"]
     for data in runs:
         verdicts = [c["passed"] for c in data["claims"]]
-        opts = ", ".join(f"{k}: {' '.join(v) if isinstance(v, list) else v}"
-                         for k, v in data.get("options", {}).items())
+        opts = ", ".join(f"{k}: {_option_text(v)}" for k, v in data.get("options", {}).items())
         network = _NETWORKS.get(data["config"].get("model"), "")
         lines.append(f"| {data['experiment']} | {data['preset']} | {network} | {opts} | {verdicts.count(True)} "
                      f"| {verdicts.count(False)} | {verdicts.count(None)} |")
@@ -95,6 +101,9 @@ def write(out="figures"):
             lines.append(_row([c["paper"], c["claim"], c["paper_value"], c["ours"], c["tolerance"],
                                _verdict(c["passed"])]))
         lines.append("")
+    # Studies across runs (e.g. experiments/wel_training_steps.py) write their tables to <out>/studies/.
+    for study in sorted((out / "studies").glob("*.md")):
+        lines += [study.read_text().strip(), ""]
     path = out / "REPORT.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

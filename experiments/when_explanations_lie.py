@@ -39,6 +39,15 @@ METHODS = ("guided_backprop", "deconvnet", "rectgrad", "deep_taylor_bounded", "l
            "deeplift")
 CONVERGING = METHODS[:10]  # the paper: all but LRP-z, the gradient and DeepLIFT
 CHECKS = ("csc", "random_logit", "cascading")
+# Where the random relevance goes in and where CSC reads it, and the alpha-beta rule's bias (issue 19).
+# "tf_sanity": injected at the logit layer's input (fc5's 1,024 outputs), read at each layer's output with the
+#   ReLU fused in (before the ReLU's backward rule), alpha-beta with b^+ / b^- (Bach et al. 2015).
+# "authors_code": as the authors' cosine_similarity_convergence.ipynb: injected at the logit layer's output
+#   (the 10 logits: `repl_shape = layer.output_shape`), read at the outputs of their layout's conv / dense
+#   layers, whose ReLUs are layers of their own (after the ReLU's backward rule; the small convnet only,
+#   :func:`tf_sanity.models.sixt_models.authors_layout`), alpha-beta with innvestigate 1.0.8's whole bias.
+CONVENTIONS = {"tf_sanity": dict(at="input", separate_relu=False, bias=True),
+               "authors_code": dict(at="output", separate_relu=True, bias="whole")}
 LOGIT_LAYER = {"sixt": "fc6", "mnist-cnn": "output"}
 # Layers read by CSC, bottom up (Flatten and Dropout only repeat the layer below them).
 CSC_LAYERS = {"sixt": ("conv1", "conv2", "pool2", "conv3", "conv4", "pool4", "fc5"),
@@ -58,7 +67,9 @@ class Config:
       csc_images: test images for CSC (the first `csc_images` of the same selection).
       n_vectors: random relevance vectors per image (5 in the paper).
       pattern_images: training images the PatternAttribution patterns are fitted on.
-      sixt_profile: training profile of the small convnet (:data:`tf_sanity.models.sixt_models.PROFILES`).
+      sixt_profile: training profile of the small convnet (:data:`tf_sanity.models.sixt_models.PROFILES`;
+        ``--set sixt_profile=3k``).
+      convention: a key of :data:`CONVENTIONS` (``--set convention=authors_code``).
       zoo_profile: training profile of zoo models: ``"paper"`` (20,000 steps) or ``"short"`` (the same
         recipe stopped after :data:`ZOO_SHORT_STEPS` steps).
       bootstrap: bootstrap resamples for the intervals (10,000 in the paper).
@@ -72,6 +83,7 @@ class Config:
     n_vectors: int = 5
     pattern_images: int = 5000
     sixt_profile: str = "cpu"
+    convention: str = "tf_sanity"
     zoo_profile: str = "paper"
     bootstrap: int = 10_000
     seed: int = 0
@@ -106,10 +118,15 @@ def requires(config):
     from tf_sanity.models import datasets
     for name in {_dataset(m) for m in config.models}:
         datasets.prepare(name, common.data_dir(config))
+    from tf_sanity.errors import SanityError, unknown_name
+    from tf_sanity.models import sixt_models
     unknown = [m for m in config.models if _family(m) not in LOGIT_LAYER]
     if unknown:
-        from tf_sanity.errors import SanityError
         raise SanityError(f"models {unknown} are not set up here; use sixt-<dataset> or mnist-cnn")
+    if config.convention not in CONVENTIONS:
+        raise unknown_name("convention", config.convention, CONVENTIONS)
+    if config.sixt_profile not in sixt_models.PROFILES:
+        raise unknown_name("sixt_profile", config.sixt_profile, sixt_models.PROFILES)
 
 
 def units(config):
@@ -137,17 +154,25 @@ def _setup(config, model_name, context):
     index = np.sort(rng.choice(len(data.x_test), config.images, replace=False))
     fit_on = data.x_train[rng.choice(len(data.x_train), config.pattern_images, replace=False)]
     fitted = patterns.fit_patterns(model, fit_on, batch_size=config.batch_size)
+    csc_model, csc_patterns = model, fitted
+    if CONVENTIONS[config.convention]["separate_relu"] and model_name.startswith("sixt-"):
+        csc_model = sixt_models.authors_layout(model)
+        csc_patterns = patterns.fit_patterns(csc_model, fit_on, batch_size=config.batch_size)
     context[model_name] = dict(model=model, meta=meta, x=data.x_test[index], targets=data.y_test[index],
-                               index=index, patterns=fitted)
+                               index=index, patterns=fitted, csc_model=csc_model, csc_patterns=csc_patterns)
     return context[model_name]
 
 
-def _settings(method, setup):
+def _settings(method, setup, config, check=None):
+    import tf_sanity
+    out = {}
+    if "bias" in tf_sanity.METHODS[method].settings:
+        out["bias"] = CONVENTIONS[config.convention]["bias"]
     if method == "deep_taylor_bounded":
-        return dict(low=0.0, high=1.0)  # images in [0, 1]
+        out.update(low=0.0, high=1.0)  # images in [0, 1]
     if method.startswith("pattern_"):
-        return dict(patterns=setup["patterns"])
-    return {}
+        out["patterns"] = setup["csc_patterns" if check == "csc" else "patterns"]
+    return out
 
 
 def compute(config, unit, context):
@@ -161,15 +186,17 @@ def compute(config, unit, context):
     if check == "model":
         meta = setup["meta"]
         return [dict(base, metric="test_accuracy", value=meta["test_accuracy"], steps=meta.get("steps"),
-                     training_time_s=meta.get("training_time_s"))]
+                     training_time_s=meta.get("training_time_s"), profile=config.sixt_profile
+                     if model_name.startswith("sixt-") else config.zoo_profile)]
     method = rest[0]
-    settings = _settings(method, setup)
+    settings = _settings(method, setup, config, check)
     base.update(method=method, label=tf_sanity.LABELS[method])
     if check == "csc":
         n = min(config.csc_images, len(x))
         result = csc.cosine_similarity_convergence(
-            model, x[:n], method, LOGIT_LAYER[_family(model_name)], layers=list(CSC_LAYERS[_family(model_name)]),
-            n_vectors=config.n_vectors, seed=config.seed, batch_size=max(1, config.batch_size // config.n_vectors),
+            setup["csc_model"], x[:n], method, LOGIT_LAYER[_family(model_name)],
+            layers=list(CSC_LAYERS[_family(model_name)]), n_vectors=config.n_vectors, seed=config.seed,
+            batch_size=max(1, config.batch_size // config.n_vectors), at=CONVENTIONS[config.convention]["at"],
             **settings)
         return [dict(base, layer=r["layer"], depth=r["depth"], channels=r["channels"], metric="median_abs_cos",
                      value=r["median_abs_cos"], baseline=r["baseline"], n_values=r["n_values"], images=n)
@@ -221,7 +248,8 @@ def plot(rows, config):
                     label="random vectors")
             ax.set_yscale("log")
             ax.set_xticks(xs, layers, rotation=45, fontsize=7)
-            ax.set_title(f"{model_name}: relevance set at {LOGIT_LAYER[_family(model_name)]}'s input", fontsize=8)
+            where = "output (logits)" if CONVENTIONS[config.convention]["at"] == "output" else "input"
+            ax.set_title(f"{model_name}: relevance set at {LOGIT_LAYER[_family(model_name)]}'s {where}", fontsize=8)
             ax.set_ylabel("1 - median |cos|")
         axes[0, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.tight_layout()

@@ -91,3 +91,17 @@ def test_the_cli_offers_every_registered_backend():
     cli.add_parser(subparsers)
     action = next(a for a in subparsers.choices["reproduce"]._actions if a.dest == "backend")
     assert set(action.choices) == set(backends.BACKENDS) and action.default == backends.DEFAULT_BACKEND
+
+
+def test_set_changes_config_fields_names_the_files_and_shows_in_the_report(tmp_path):
+    from experiments import when_explanations_lie as wel
+    config = common.configure(wel, "quick", models=["sixt-mnist"], settings={"sixt_profile": "3k", "images": "5"})
+    assert config.sixt_profile == "3k" and config.images == 5 and config.models == ("sixt-mnist",)
+    store = common.store_for(wel, "quick", tmp_path, config, ["sixt-mnist"], {"sixt_profile": "3k", "images": "5"})
+    assert store.stem == "when_explanations_lie-quick-sixt-mnist-images_5-sixt_profile_3k"
+    with pytest.raises(SanityError, match="has no setting depth; valid: .*sixt_profile"):
+        common.configure(wel, "quick", settings={"depth": "3"})
+    with pytest.raises(SanityError, match="--set images=many: expected a int"):
+        common.configure(wel, "quick", settings={"images": "many"})
+    data = {"experiment": "x", "preset": "quick", "options": {"set": {"sixt_profile": "3k"}}}
+    assert report._command(data) == "tf-sanity reproduce x --preset quick --set sixt_profile=3k"

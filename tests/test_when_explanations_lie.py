@@ -30,7 +30,7 @@ def test_experiment_units_rows_figures_and_claims():
                                  images=3, csc_images=2, bootstrap=100)
     context = {"sixt-mnist": dict(model=model, meta={"test_accuracy": 0.1, "steps": 0}, x=x,
                                   targets=np.array([1, 2, 3]), index=np.arange(3),
-                                  patterns=None)}
+                                  patterns=None, csc_model=model, csc_patterns=None)}
     rows = []
     for unit in wel.units(config):
         rows += wel.compute(config, unit, context)
@@ -72,3 +72,24 @@ def test_imagenet_experiment_random_logit_and_cascading_rows_figures_and_claims(
     assert [c.paper.split(", ")[-1] for c in claims] == ["random-logit check", "cascading check"]
     assert all("EfficientNet-Lite0" in c.paper and "converging here: lrp_alpha1beta0" in c.ours for c in claims)
     assert "after randomizing the logit layer (fc6)" in claims[1].claim
+
+
+def test_authors_layout_has_the_same_function_and_csc_reads_before_the_relu():
+    """The authors' layout (ReLU layers of their own) computes the same logits; under convention
+    "authors_code" CSC starts at the logits and reads conv1's pre-activation, after the ReLU's rule."""
+    keras.utils.set_random_seed(0)
+    model = sixt_models.convnet(widths=(4, 4, 6, 6, 16))
+    authors = sixt_models.authors_layout(model)
+    assert [layer.name for layer in authors.layers if isinstance(layer, keras.layers.Activation)] == \
+        ["relu1", "relu2", "relu3", "relu4", "relu5"]
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(authors(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+    config = dataclasses.replace(wel.PRESETS["quick"], models=("sixt-mnist",), methods=("deconvnet",),
+                                 checks=("csc",), csc_images=2, convention="authors_code")
+    context = {"sixt-mnist": dict(model=model, x=x, targets=np.array([1, 2, 3]), index=np.arange(3),
+                                  patterns=None, csc_model=authors, csc_patterns=None)}
+    rows = wel.compute(config, "sixt-mnist/csc/deconvnet", context)
+    fused = wel.compute(dataclasses.replace(config, convention="tf_sanity"), "sixt-mnist/csc/deconvnet",
+                        dict(context, **{"sixt-mnist": dict(context["sixt-mnist"], csc_model=model)}))
+    conv1 = {r["layer"]: r["value"] for r in rows}["conv1"]
+    assert conv1 != {r["layer"]: r["value"] for r in fused}["conv1"]

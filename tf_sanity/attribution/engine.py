@@ -187,12 +187,13 @@ def paired_function(model, composite, seed=onehot_seed):
                      lambda: (trace, [_spec(shape), _spec(shape), _TARGETS]))
 
 
-def layer_function(model, composite, start, reads, paired=False):
-    """Compiled propagation from the input of layer `start` down to the outputs of layers `reads`.
+def layer_function(model, composite, start, reads, paired=False, at="input"):
+    """Compiled propagation from the input (or output) of layer `start` down to the outputs of layers `reads`.
 
-    The signal injected at ``start``'s input tensor (the output of the layer below it, as in the
-    CSC code of Sixt et al., which sets the relevance of layer ``idx - 1``) is given; it flows
-    down with `composite`'s rules.
+    The signal injected at ``start``'s input tensor (the output of the layer below it), or at its output
+    tensor (``at="output"``: where Sixt et al.'s CSC notebook sets it, the reversed tensor of
+    ``layer.output``), is given; it flows down with `composite`'s rules (through `start` itself when
+    injected at its output).
 
     Args:
       model: a functional or Sequential Keras model.
@@ -200,6 +201,7 @@ def layer_function(model, composite, start, reads, paired=False):
       start: name of a single-input layer.
       reads: names of layers whose output signal is returned; ``"input"`` is the model input.
       paired: run the forward pass on ``[x; reference]`` and seed ``[injected; 0]``.
+      at: ``"input"`` or ``"output"`` of `start`.
 
     Returns:
       ``f(x, reference, injected) -> (signals, deltas)``: lists with one ``[B, ...]`` tensor per
@@ -207,7 +209,7 @@ def layer_function(model, composite, start, reads, paired=False):
       activations of `x`.
     """
     def make():
-        start_tensor = graph.input_tensor(model, start)
+        start_tensor = graph.input_tensor(model, start) if at == "input" else graph.get_layer(model, start).output
         layer_reads = [name for name in reads if name != "input"]
         sub = keras.Model(model.inputs, [start_tensor] + [graph.get_layer(model, name).output for name in layer_reads])
         shape = model.input_shape[1:]
@@ -215,7 +217,7 @@ def layer_function(model, composite, start, reads, paired=False):
                     model, composite, sub, reads, layer_reads, paired, x, reference, injected),
                 [_spec(shape), _spec(shape), _spec(start_tensor.shape[1:])])
 
-    return _compiled(model, ("layer", composite, start, tuple(reads), paired), composite, make)
+    return _compiled(model, ("layer", composite, start, tuple(reads), paired, at), composite, make)
 
 
 def _propagate_from_layer(model, composite, sub, reads, layer_reads, paired, x, reference, injected):

@@ -28,7 +28,9 @@ to it), and the output is seeded with the target's score (logit). Layers without
 
 Differences from innvestigate (the paper's implementation): with ``bias=True`` (the default, as
 innvestigate's ``LRPAlpha1Beta0`` etc.) the alpha-beta rule adds ``b^+`` to ``z^+`` and ``b^-`` to
-``z^-`` (Bach et al. 2015); innvestigate adds the whole bias to both. The z+ rule is
+``z^-`` (Bach et al. 2015); innvestigate 1.0.8's ``AlphaBetaRule`` (which Sixt et al. ran) adds the whole
+bias ``b = b^+ + b^-`` to both (its positive and negative layer copies each keep their part of the bias,
+and each of ``z^+``, ``z^-`` sums both copies); ``bias="whole"`` does that. The z+ rule is
 innvestigate's ``ZPlusFastRule`` (``x w^+``), which its DeepTaylor uses.
 
 Identities tested in ``tests/test_lrp.py``: LRP-z equals gradient x input on ReLU networks (with or
@@ -96,7 +98,8 @@ class AlphaBetaRule(AffineRule):
 
     Args:
       alpha, beta: weights of the positive and negative parts, ``alpha - beta = 1``.
-      bias: add ``b^+`` to ``z^+`` and ``b^-`` to ``z^-`` (the bias as a constant input neuron).
+      bias: add ``b^+`` to ``z^+`` and ``b^-`` to ``z^-`` (True: the bias as a constant input neuron), no
+        bias (False), or the whole bias ``b`` to both (``"whole"``: innvestigate 1.0.8, module docstring).
     """
 
     def __init__(self, alpha, beta, bias=True):
@@ -115,8 +118,8 @@ class AlphaBetaRule(AffineRule):
         kernel, bias = affine.weights(x.dtype)
         w_pos, w_neg = _positive(kernel), _negative(kernel)
         x_pos, x_neg = _positive(x), _negative(x)
-        b_pos = None if bias is None else _positive(bias)
-        b_neg = None if bias is None else _negative(bias)
+        b_pos = None if bias is None else bias if self.bias == "whole" else _positive(bias)
+        b_neg = None if bias is None else bias if self.bias == "whole" else _negative(bias)
         # z_ij^+ = x^+ w^+ + x^- w^-;  z_ij^- = x^+ w^- + x^- w^+
         out = self.alpha * self._part(affine, (x_pos, x_neg), (w_pos, w_neg), b_pos, relevance)
         if self.beta:
@@ -224,6 +227,12 @@ def deep_taylor_composite(low=None, high=None):
                          f"{first.name} / z+")
 
 
+def _check_bias(bias):
+    if bias == "whole" or isinstance(bias, bool):
+        return bias
+    raise SanityError(f"bias must be True, False or 'whole' (innvestigate 1.0.8), got {bias!r}")
+
+
 def _check_alpha_beta(alpha, beta):
     if beta < 0 or abs(alpha - beta - 1) > 1e-9:
         raise SanityError(f"alpha-beta needs alpha - beta = 1 and beta >= 0; got alpha={alpha}, beta={beta}")
@@ -270,17 +279,19 @@ def lrp_alpha_beta(*, alpha=1.0, beta=0.0, bias=True):
 
     Args:
       alpha, beta: ``alpha - beta = 1``, ``beta >= 0``.
-      bias: include the bias's positive / negative part in ``z^+`` / ``z^-``.
+      bias: include the bias's positive / negative part in ``z^+`` / ``z^-`` (True), none (False), or the
+        whole bias in both (``"whole"``, innvestigate 1.0.8).
     """
-    return _relevance(alpha_beta_composite(*_check_alpha_beta(alpha, beta), bool(bias)))
+    return _relevance(alpha_beta_composite(*_check_alpha_beta(alpha, beta), _check_bias(bias)))
 
 
 def _fixed_alpha_beta(name, alpha, beta):
     def make(*, bias=True):
-        return _relevance(alpha_beta_composite(float(alpha), float(beta), bool(bias)))
+        return _relevance(alpha_beta_composite(float(alpha), float(beta), _check_bias(bias)))
 
     make.__doc__ = (f"LRP-alpha{alpha}beta{beta} on every Dense/Conv layer (Sixt et al. 2020).\n\n"
-                    f"    Args:\n      bias: include the bias's positive / negative part in z^+ / z^-.\n")
+                    f"    Args:\n      bias: the bias's positive / negative part in z^+ / z^- (True), none (False), or the whole bias in "
+                    "both ('whole', innvestigate 1.0.8).\n")
     return method(name, f"LRP α{alpha}β{beta}")(make)
 
 
@@ -295,13 +306,13 @@ def lrp_preset_a(*, epsilon=1e-10, bias=True):
 
     innvestigate's ``lrp.sequential_preset_a`` with ``epsilon=1e-10`` as in Sixt et al.'s code.
     """
-    return _relevance(preset_composite(1.0, 0.0, _check_epsilon(epsilon), bool(bias)))
+    return _relevance(preset_composite(1.0, 0.0, _check_epsilon(epsilon), _check_bias(bias)))
 
 
 @method("lrp_preset_b", "LRP CMP α2β1")
 def lrp_preset_b(*, epsilon=1e-10, bias=True):
     """LRP composite preset B: alpha2beta1 on conv layers, epsilon on dense layers (``epsilon=1e-10``)."""
-    return _relevance(preset_composite(2.0, 1.0, _check_epsilon(epsilon), bool(bias)))
+    return _relevance(preset_composite(2.0, 1.0, _check_epsilon(epsilon), _check_bias(bias)))
 
 
 @method("deep_taylor", "DeepTaylor")

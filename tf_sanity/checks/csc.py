@@ -1,9 +1,10 @@
 """Cosine similarity convergence and the sanity checks of "When Explanations Lie" (Sixt, Granz &
 Landgraf, ICML 2020), with the settings of their code (``docs/REFERENCE.md`` section 3).
 
-**CSC**: for a layer ``L`` and each image, the signal at ``L``'s input (the output
-of the layer below, which is where the authors' code sets it) is replaced by ``n_vectors = 5``
-random ``N(0, 1)`` tensors, and each is propagated down with the method's backward rules
+**CSC**: for a layer ``L`` and each image, the signal at ``L``'s output (``at="output"``: where the
+authors' ``cosine_similarity_convergence.ipynb`` sets it, a tensor shaped like ``layer.output``; for the
+logit layer, the logits) or at its input (``at="input"``, the output of the layer below) is replaced
+by ``n_vectors = 5`` random ``N(0, 1)`` tensors, and each is propagated down with the method's backward rules
 (:func:`tf_sanity.attribution.methods.make_backprop`). At every lower layer ``l`` (its output; ``"input"`` is the
 image) the result is reshaped to ``positions x channels``; for all 10 pairs of the 5 vectors and
 every position the absolute cosine similarity across channels is taken, and the median over
@@ -59,7 +60,7 @@ class CSC:
     """Cosine similarity convergence of one method from one layer.
 
     Attributes:
-      method: method name; start: the layer at whose input the random signal was injected.
+      method: method name; start: the layer at whose input (or output, `at="output"`) the random signal was injected.
       layers: the layers read, bottom up (``"input"`` is the image).
       channels: channel count C of each layer's output.
       median_abs_cos: median |cos| per layer (NaN if every value was NaN).
@@ -127,15 +128,16 @@ def random_baseline(channels, n=20_000, seed=0):
 
 
 def cosine_similarity_convergence(model, images, method, start, *, layers=None, n_vectors=N_VECTORS, seed=0,
-                                  batch_size=16, keep_single_channel=False, **settings):
-    """CSC of `method` on `model` with random signals injected at the input of layer `start`.
+                                  batch_size=16, keep_single_channel=False, at="input", **settings):
+    """CSC of `method` on `model` with random signals injected at the input (or output) of layer `start`.
 
     Args:
       model: a functional or Sequential Keras model (logits output).
       images: images shaped like the model input.
       method: a registered method that is one backward pass (gradient, guided_backprop, the LRP,
         DeepTaylor, DeepLIFT, DeConvNet, RectGrad and pattern methods).
-      start: the layer whose input gets the random signal (e.g. the logit layer's name).
+      start: the layer whose input (or output) gets the random signal (e.g. the logit layer's name).
+      at: ``"input"`` or ``"output"`` (the authors' notebook) of `start`.
       layers: layer names to read (default: every layer below `start`, and ``"input"``).
       n_vectors: random vectors per image (5; pairs: ``n (n - 1) / 2``).
       seed: seeds the random vectors.
@@ -153,9 +155,12 @@ def cosine_similarity_convergence(model, images, method, start, *, layers=None, 
     names = list(layers) if layers is not None else lower_layers(model, start)
     if not keep_single_channel and layers is None:
         names = [n for n in names if _channels(model, n) > 1]
-    fn = engine.layer_function(model, bp.composite, start, names, paired=bp.paired)
+    if at not in ("input", "output"):
+        raise SanityError(f"at must be 'input' or 'output', got {at!r}")
+    fn = engine.layer_function(model, bp.composite, start, names, paired=bp.paired, at=at)
     ref = bp.reference_like(x) if bp.paired else x[:0]
-    start_shape = tuple(graph.input_tensor(model, start).shape[1:])
+    start_tensor = graph.input_tensor(model, start) if at == "input" else graph.get_layer(model, start).output
+    start_shape = tuple(start_tensor.shape[1:])
     rng = np.random.default_rng(seed)
     values = [[] for _ in names]
     for lo in range(0, len(x), batch_size):

@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from tf_sanity.errors import SanityError, unknown_name
+from tf_sanity.models import augmentation
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class Profile:
       decay_layers: names of the layers whose kernels are decayed; None means every kernel.
       random_labels_max_epochs: epoch cap of the random-label stopping rule.
       stop_train_accuracy: the random-label stopping rule stops once training accuracy exceeds this.
+      shift: random translation as a fraction of the height / width (Keras' ``ImageDataGenerator(
+        width_shift_range=shift, height_shift_range=shift)``: uniform, bilinear, nearest fill); 0: none.
+      flip: random horizontal flips (probability 1/2), as ``ImageDataGenerator(horizontal_flip=True)``.
     """
 
     name: str
@@ -65,6 +69,8 @@ class Profile:
     decay_layers: tuple | None = None
     random_labels_max_epochs: int = 100
     stop_train_accuracy: float = 0.95
+    shift: float = 0.0
+    flip: bool = False
 
     def __post_init__(self):
         if (self.steps is None) == (self.epochs is None):
@@ -173,15 +179,25 @@ def _save_checkpoint(path, model, optimizer, state):
     os.replace(tmp, path)
 
 
-def _load_checkpoint(path, model, optimizer, fingerprint):
-    """Restores a checkpoint made for `fingerprint`; returns its state, or None to start afresh."""
+def _recipe(fingerprint):
+    """`fingerprint` without the profile's name and length: runs that differ only in those share their first steps."""
+    profile = {k: v for k, v in fingerprint["profile"].items() if k not in ("name", "steps", "epochs")}
+    return {**fingerprint, "profile": profile}
+
+
+def _load_checkpoint(path, model, optimizer, fingerprint, prefix=False):
+    """Restores a checkpoint made for `fingerprint` (`prefix`: for a shorter run of the same recipe);
+    returns its state, or None to start afresh."""
     path = pathlib.Path(path)
     if not path.is_file():
         return None
     try:
         with np.load(path) as data:
             state = json.loads(str(data["state"]))
-            if state.get("fingerprint") != fingerprint:
+            made_for = state.get("fingerprint")
+            if prefix and made_for is not None and _recipe(made_for) == _recipe(fingerprint):
+                state["fingerprint"] = fingerprint
+            elif made_for != fingerprint:
                 log.warning("ignoring checkpoint %s: it was made for another run", path)
                 return None
             n_weights = len(model.get_weights())
@@ -195,7 +211,7 @@ def _load_checkpoint(path, model, optimizer, fingerprint):
 
 
 def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoint_path=None,
-          progress=True, on_epoch_end=None):
+          progress=True, on_epoch_end=None, continue_from=None):
     """Trains `model` in place on `data` with `profile`; resumes from `checkpoint_path` if present.
 
     Args:
@@ -211,6 +227,9 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
         (model, profile, seed, labels, data) is continued from. None: no checkpoints.
       progress: show a tqdm progress bar.
       on_epoch_end: optional ``f(epoch, logs)`` called after each epoch's checkpoint is written.
+      continue_from: the last checkpoint of a shorter run that differs only in the profile's name and
+        length; used when `checkpoint_path` has none, so a longer run repeats none of its steps (same
+        batches and augmentation; Keras' dropout masks are drawn afresh).
 
     Returns:
       A :class:`Result`.
@@ -239,8 +258,12 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
     kernels = _kernels(model, profile.decay_layers)
     decay = profile.weight_decay
 
+    augment = bool(profile.shift or profile.flip)
+
     @tf.function
-    def train_step(x, y):
+    def train_step(x, y, offsets, flips):
+        if augment:
+            x = augmentation.apply(x, offsets, flips)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
@@ -258,6 +281,10 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
     state = None
     if checkpoint_path is not None:
         state = _load_checkpoint(checkpoint_path, model, optimizer, fingerprint)
+    if state is None and continue_from is not None:
+        state = _load_checkpoint(continue_from, model, optimizer, fingerprint, prefix=True)
+        if state is not None and state["step"] > total_steps:
+            raise SanityError(f"{continue_from} ran {state['step']} steps, more than the {total_steps} asked for")
     state = state or dict(fingerprint=fingerprint, epoch=0, step=0, elapsed_s=0.0, history=[], done=False,
                           train_accuracy=None)
     resumed_from = state["epoch"]
@@ -268,19 +295,24 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
     try:
         while not stop_reached and state["step"] < total_steps:
             session_start = time.perf_counter()
-            epoch = state["epoch"]
+            # Epochs are full until the last; a run stopped within an epoch continues from where it stopped.
+            epoch, start = divmod(state["step"], steps_per_epoch)
             order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
-            n_steps = min(steps_per_epoch, total_steps - state["step"])
+            n_steps = min(steps_per_epoch - start, total_steps - state["step"])
+            offsets, flips = augmentation.draw(np.random.default_rng([seed, epoch, 0xa06]), steps_per_epoch * batch,
+                                               x_train.shape[1:], profile.shift, profile.flip)
             loss_sum, correct_sum = 0.0, 0
-            for i in range(n_steps):
-                idx = order[i * batch:(i + 1) * batch]
-                loss, correct = train_step(tf.constant(x_train[idx]), tf.constant(y_train[idx]))
+            for i in range(start, start + n_steps):
+                idx, aug = order[i * batch:(i + 1) * batch], slice(i * batch, (i + 1) * batch)
+                loss, correct = train_step(tf.constant(x_train[idx]), tf.constant(y_train[idx]),
+                                           tf.constant(offsets[aug]), tf.constant(flips[aug]))
                 loss_sum += float(loss)
                 correct_sum += int(correct)
                 bar.update(1)
                 if i % 50 == 49:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / (i + 1):.3f}",
-                                    acc=f"{correct_sum / ((i + 1) * batch):.3f}", refresh=False)
+                    done = i - start + 1
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / done:.3f}",
+                                    acc=f"{correct_sum / (done * batch):.3f}", refresh=False)
             logs = dict(epoch=epoch + 1, steps=state["step"] + n_steps, loss=loss_sum / n_steps,
                         running_accuracy=correct_sum / (n_steps * batch))
             if random_labels and logs["running_accuracy"] > profile.stop_train_accuracy - 0.05:
