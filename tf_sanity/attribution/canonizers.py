@@ -259,6 +259,20 @@ class Affine:
         kernel, bias = self.weights(x.dtype)
         return self.add_bias(self.linear(x, kernel), bias)
 
+    def output_from(self, z):
+        """This map's output, given the layer's own linear output `z` from the forward pass, or None.
+
+        With a folded BatchNorm, ``BN(z) = s z + shift`` element-wise (not a second convolution); without
+        one, `z` itself. None where `z` is not float32 (``mixed_float16``: rules recompute it in float32).
+        """
+        if z is None or z.dtype != tf.float32:
+            return None
+        if self.batchnorm is None:
+            return z
+        scale, shift = self._bn_scale_shift(self.batchnorm, z.dtype)
+        rank, axis = len(z.shape), graph.channel_axis(self.layer)
+        return z * _broadcast_channels(scale, rank, axis) + _broadcast_channels(shift, rank, axis)
+
 
 def affine_parts(layer, like=None):
     """The affine maps `layer` computes one after the other: a separable conv's depthwise and pointwise

@@ -80,15 +80,20 @@ def vjp(fn, x, upstream):
 
 
 def safe_divide(a, b):
-    """``a / b`` where ``b != 0``, else 0 (innvestigate's SafeDivide convention)."""
-    nonzero = tf.not_equal(b, 0)
-    return tf.where(nonzero, a / tf.where(nonzero, b, tf.ones_like(b)), tf.zeros_like(a))
+    """``a / b`` where ``b != 0``, else 0 (innvestigate's SafeDivide convention), in one element-wise op."""
+    return tf.math.divide_no_nan(a, b)
 
 
 # ----------------------------------------------------------------------------- rules and composites
 
 class AffineRule(LayerRule):
-    """A layer rule for affine layers; subclasses implement ``propagate(affine, x, upstream)``.
+    """A layer rule for affine layers; subclasses implement ``propagate(affine, x, upstream, z)``.
+
+    ``z`` is the canonized map's output on ``x`` as the forward pass computed it
+    (:meth:`tf_sanity.attribution.canonizers.Affine.output_from`: with a folded BatchNorm ``s z + shift``,
+    element-wise), so a rule that divides by ``z`` (LRP-z / epsilon) need not run the layer's convolution
+    a second time; it is None where the forward's ``z`` is not float32 (``mixed_float16``): the rule then
+    recomputes it in float32. Rules that do not need it ignore it.
 
     A separable conv is propagated through its two maps in turn (:func:`canonizers.affine_parts`).
     The rule runs in float32 whatever the layer's compute dtype (``mixed_float16``), and its result is
@@ -107,11 +112,12 @@ class AffineRule(LayerRule):
         inputs = [x32]
         for part in parts[:-1]:
             inputs.append(part.forward(inputs[-1]))
-        for part, below in zip(reversed(parts), reversed(inputs)):
-            signal = self.propagate(part, below, signal)
+        outputs = inputs[1:] + [parts[-1].output_from(z)]
+        for part, below, out in zip(reversed(parts), reversed(inputs), reversed(outputs)):
+            signal = self.propagate(part, below, signal, out)
         return tf.cast(signal, x.dtype)
 
-    def propagate(self, affine, x, upstream):
+    def propagate(self, affine, x, upstream, z):
         raise NotImplementedError
 
 
