@@ -10,8 +10,8 @@ under backward rules, the propagated signal) of each image's target score:
 * :func:`scores_function` ``f(x)``: the forward pass.
 
 Functions are compiled once per (model, composite, ...) with a batch-polymorphic input signature
-and cached; since they capture the model's variables by reference, randomizing weights in place
-needs no retrace. Backward rules (:mod:`tf_sanity.attribution.composites`) are applied only while
+and cached on the model object itself (:func:`_functions`); since they capture the model's variables by
+reference, randomizing weights in place needs no retrace. Backward rules (:mod:`tf_sanity.attribution.composites`) are applied only while
 tracing. Inside :func:`distribute`, every one of them splits its rows over a ``tf.distribute``
 strategy's replicas.
 
@@ -20,19 +20,55 @@ methods expand images into rows (integration steps, noise samples) and reduce af
 """
 
 import contextlib
-import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 
 from tf_sanity.attribution import composites, graph
 from tf_sanity.errors import SanityError
 
 DEFAULT_BATCH_SIZE = 128
 
-_CACHE = weakref.WeakKeyDictionary()
 _STRATEGY = [None]
+_FUNCTIONS = "_tf_sanity_functions"
+
+
+def _functions(model):
+    """The compiled functions of `model`: ``{key: function}``, held in an attribute of the model itself.
+
+    A compiled function's trace refers to the model, so a module-level table keyed by the model (even a
+    ``WeakKeyDictionary``) would keep every explained model alive; held by the model, the functions only
+    form a cycle with it, which Python's garbage collector frees once nothing else refers to the model.
+    Set with ``object.__setattr__`` so that Keras does not track it as part of the model (saving).
+    """
+    functions = vars(model).get(_FUNCTIONS)
+    if functions is None:
+        functions = {}
+        object.__setattr__(model, _FUNCTIONS, functions)
+    return functions
+
+
+@contextlib.contextmanager
+def _released_gradients():
+    """Drops the gradient functions that ``tf.custom_gradient`` registers while tracing in the context.
+
+    Inside a ``tf.function`` TensorFlow registers every custom gradient (each backward rule) in its global
+    gradient registry under a fresh name and never removes it (tensorflow/tensorflow#27492, #97697). The
+    registered closures refer to the rules' layers and the traced graph, which would stay alive for ever. A
+    traced function here already holds its backward pass, so they are not needed once its tracing is done.
+    Without the (private) registry this does nothing.
+    """
+    registry = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            for name in set(registry) - before:
+                if name.startswith("CustomGradient-"):
+                    registry.pop(name, None)
 
 
 @contextlib.contextmanager
@@ -67,8 +103,9 @@ def _distributed(fn, strategy):
         inputs = tuple(strategy.experimental_distribute_values_from_function(
             lambda ctx, a=a: a[bounds[ctx.replica_id_in_sync_group]:bounds[ctx.replica_id_in_sync_group + 1]])
             for a in args)
-        return tf.nest.map_structure(lambda o: tf.concat(strategy.experimental_local_results(o), axis=0),
-                                     step(*inputs))
+        with _released_gradients():  # the first call traces `step` (and may retrace `fn` in replica context)
+            out = step(*inputs)
+        return tf.nest.map_structure(lambda o: tf.concat(strategy.experimental_local_results(o), axis=0), out)
 
     return call
 
@@ -116,14 +153,17 @@ def _compiled(model, key, composite, make):
       make: ``() -> (trace, input_signature)``, called once per key.
 
     A composite is applied once untraced first, so that unsupported layers fail with their
-    ``SanityError`` before any tracing.
+    ``SanityError`` before any tracing. The function is traced here, once (:func:`_released_gradients`).
     """
-    per_model = _CACHE.setdefault(model, {})
+    per_model = _functions(model)
     if key not in per_model:
         with _rules(model, composite):
             pass
         trace, signature = make()
-        per_model[key] = _one_trace(tf.function(trace, input_signature=signature, autograph=False))
+        fn = _one_trace(tf.function(trace, input_signature=signature, autograph=False))
+        with _released_gradients():
+            fn.get_concrete_function()
+        per_model[key] = fn
     return _maybe_distributed(per_model, key)
 
 
@@ -260,7 +300,7 @@ def _one_trace(fn):
 
 def scores_function(model):
     """The compiled forward pass ``f(x) -> scores`` of `model` (cached)."""
-    per_model = _CACHE.setdefault(model, {})
+    per_model = _functions(model)
     if "scores" not in per_model:
         per_model["scores"] = _one_trace(tf.function(lambda x: model(x, training=False),
                                                      input_signature=[_spec(model.input_shape[1:])],
