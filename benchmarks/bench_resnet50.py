@@ -85,6 +85,19 @@ class RecomputedZ(lrp.EpsilonRule):
         return super().propagate(affine, x, relevance, None)
 
 
+class Unfused(lrp.EpsilonRule):
+    """LRP-epsilon with ``z`` from the forward pass but its element-wise ratio as separate TF ops, not one
+    XLA-fused loop (:func:`tf_sanity.attribution.rules.fused`): the profile's measure of what fusing saves."""
+
+    def __init__(self, epsilon):
+        super().__init__(epsilon)
+        self.name += ", unfused"
+
+    @property
+    def fused_ratio(self):
+        return self.ratio
+
+
 def _row(label, passes, ours, floor):
     (wall, cpu), (floor_wall, floor_cpu) = ours, floor
     return (f"{label:<28}{passes:>7}{wall:>10.2f}{floor_wall * passes:>10.2f}{wall / (floor_wall * passes):>8.2f}"
@@ -111,7 +124,8 @@ def profile(model, x, targets, floor, repeats):
       recomputes the folded affine map and takes its plain vjp (the same gradient, computed the LRP way);
     * LRP-z: the same plus the division by ``z`` (taken from the forward pass) and the product with the input;
     * LRP-epsilon: plus the stabilizer;
-    * LRP-epsilon with ``z`` recomputed by a second convolution in the rule (:class:`RecomputedZ`).
+    * LRP-epsilon with its ratio's element-wise ops unfused (:class:`Unfused`), and also with ``z`` recomputed
+      by a second convolution in the rule (:class:`RecomputedZ`), as before both changes.
     """
     forward = tf.function(lambda v: model(v, training=False))
     lrp_epsilon = registry.make_backprop("lrp_epsilon")
@@ -120,6 +134,7 @@ def profile(model, x, targets, floor, repeats):
     vjp_composite = strict_composite("affine_vjp", relu=None, kernel=AffineGradient(), batchnorm=AffineGradient(),
                                      merge=None)
     recomputed = lrp.lrp_composite("lrp_epsilon_recomputed", RecomputedZ(1e-7))
+    unfused = lrp.lrp_composite("lrp_epsilon_unfused", Unfused(1e-7))
     check = compiled(model, x, targets, vjp_composite)().numpy()
     plain = floor(tf.constant(x), tf.constant(targets)).numpy()
     print(f"affine vjp = gradient: max |difference| / max |gradient| = "
@@ -131,6 +146,7 @@ def profile(model, x, targets, floor, repeats):
         ("affine vjp (layer rule)", compiled(model, x, targets, vjp_composite)),
         ("LRP-z", compiled(model, x, targets, lrp_z.composite, lrp_z.seed)),
         ("LRP-epsilon", compiled(model, x, targets, lrp_epsilon.composite, lrp_epsilon.seed)),
+        ("LRP-epsilon, unfused", compiled(model, x, targets, unfused, lrp_epsilon.seed)),
         ("LRP-epsilon, z recomputed", compiled(model, x, targets, recomputed, lrp_epsilon.seed)),
     ]
     print("\nprofile (compiled functions on the whole batch)\n" + HEADER)

@@ -23,7 +23,7 @@
                     ``z = s * x + o``, read off the layer's own call as ``o = f(0)``, ``s = f(1) - f(0)``.
 ``"merge"``         ``Add``, ``Subtract``, ``Average`` and raw sums of two tensors (residual
                     connections): :mod:`~tf_sanity.attribution.merge_rules`.
-``"gate"``          ``Multiply`` of a signal and a broadcast gate (squeeze-and-excitation):
+``"gate"``          ``Multiply`` of a signal and a gate (squeeze-and-excitation; the gate is told by the graph):
                     :mod:`~tf_sanity.attribution.merge_rules`.
 ``"layernorm"``     ``LayerNormalization`` over the last axis: the normalizer held constant
                     (Ali et al. 2022), :class:`Affine`.
@@ -259,19 +259,14 @@ class Affine:
         kernel, bias = self.weights(x.dtype)
         return self.add_bias(self.linear(x, kernel), bias)
 
-    def output_from(self, z):
-        """This map's output, given the layer's own linear output `z` from the forward pass, or None.
-
-        With a folded BatchNorm, ``BN(z) = s z + shift`` element-wise (not a second convolution); without
-        one, `z` itself. None where `z` is not float32 (``mixed_float16``: rules recompute it in float32).
-        """
-        if z is None or z.dtype != tf.float32:
-            return None
+    def batchnorm_map(self, z):
+        """``(s, shift)`` of the folded BatchNorm, broadcast along the channel axis of the layer's linear output
+        `z` (the map's output is then ``s z + shift``, element-wise: no second convolution), or None without one."""
         if self.batchnorm is None:
-            return z
+            return None
         scale, shift = self._bn_scale_shift(self.batchnorm, z.dtype)
         rank, axis = len(z.shape), graph.channel_axis(self.layer)
-        return z * _broadcast_channels(scale, rank, axis) + _broadcast_channels(shift, rank, axis)
+        return _broadcast_channels(scale, rank, axis), _broadcast_channels(shift, rank, axis)
 
 
 def affine_parts(layer, like=None):

@@ -10,8 +10,8 @@ under backward rules, the propagated signal) of each image's target score:
 * :func:`scores_function` ``f(x)``: the forward pass.
 
 Functions are compiled once per (model, composite, ...) with a batch-polymorphic input signature
-and cached on the model object itself (:func:`_functions`); since they capture the model's variables by
-reference, randomizing weights in place needs no retrace. Backward rules (:mod:`tf_sanity.attribution.composites`) are applied only while
+and cached per model (weakly: a model the user drops is freed); since they capture the model's variables
+by reference, randomizing weights in place needs no retrace. Backward rules (:mod:`tf_sanity.attribution.composites`) are applied only while
 tracing. Inside :func:`distribute`, every one of them splits its rows over a ``tf.distribute``
 strategy's replicas.
 
@@ -20,6 +20,7 @@ methods expand images into rows (integration steps, noise samples) and reduce af
 """
 
 import contextlib
+import weakref
 
 import keras
 import numpy as np
@@ -31,23 +32,18 @@ from tf_sanity.errors import SanityError
 
 DEFAULT_BATCH_SIZE = 128
 
+# model -> {key: compiled function}. The traces hold the model only by a weak reference (:func:`_model_of`), so
+# an entry does not keep its key alive: a model the user drops is freed, with its functions.
+_CACHE = weakref.WeakKeyDictionary()
 _STRATEGY = [None]
-_FUNCTIONS = "_tf_sanity_functions"
 
 
-def _functions(model):
-    """The compiled functions of `model`: ``{key: function}``, held in an attribute of the model itself.
-
-    A compiled function's trace refers to the model, so a module-level table keyed by the model (even a
-    ``WeakKeyDictionary``) would keep every explained model alive; held by the model, the functions only
-    form a cycle with it, which Python's garbage collector frees once nothing else refers to the model.
-    Set with ``object.__setattr__`` so that Keras does not track it as part of the model (saving).
-    """
-    functions = vars(model).get(_FUNCTIONS)
-    if functions is None:
-        functions = {}
-        object.__setattr__(model, _FUNCTIONS, functions)
-    return functions
+def _model_of(ref):
+    """The model behind weak reference `ref`, for a trace (it is alive whenever its function is called)."""
+    model = ref()
+    if model is None:
+        raise SanityError("the model of this compiled function has been deleted")
+    return model
 
 
 @contextlib.contextmanager
@@ -155,7 +151,7 @@ def _compiled(model, key, composite, make):
     A composite is applied once untraced first, so that unsupported layers fail with their
     ``SanityError`` before any tracing. The function is traced here, once (:func:`_released_gradients`).
     """
-    per_model = _functions(model)
+    per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         with _rules(model, composite):
             pass
@@ -182,8 +178,10 @@ def gradient_function(model, composite=None, layer=None, seed=onehot_seed):
     """
     def make():
         forward = layer_model(model, layer) if layer else None
+        ref = weakref.ref(model)
 
         def trace(x, targets):
+            model = _model_of(ref)
             with _rules(model, composite):
                 with tf.GradientTape() as tape:
                     tape.watch(x)
@@ -208,7 +206,10 @@ def paired_function(model, composite, seed=onehot_seed):
     activations: the model runs on one batch of ``2n`` rows and the output is seeded with
     ``[seed(scores of x, targets); 0]``; what reaches the reference rows is dropped.
     """
+    ref = weakref.ref(model)
+
     def trace(x, reference, targets):
+        model = _model_of(ref)
         n = tf.shape(x)[0]
         both = tf.concat([x, reference], 0)
         with _rules(model, composite):
@@ -247,9 +248,9 @@ def layer_function(model, composite, start, reads, paired=False):
         start_tensor = graph.input_tensor(model, start)
         layer_reads = [name for name in reads if name != "input"]
         sub = keras.Model(model.inputs, [start_tensor] + [graph.get_layer(model, name).output for name in layer_reads])
-        shape = model.input_shape[1:]
+        shape, ref = model.input_shape[1:], weakref.ref(model)
         return (lambda x, reference, injected: _propagate_from_layer(
-                    model, composite, sub, reads, layer_reads, paired, x, reference, injected),
+                    _model_of(ref), composite, sub, reads, layer_reads, paired, x, reference, injected),
                 [_spec(shape), _spec(shape), _spec(start_tensor.shape[1:])])
 
     return _compiled(model, ("layer", composite, start, tuple(reads), paired), composite, make)
@@ -300,9 +301,10 @@ def _one_trace(fn):
 
 def scores_function(model):
     """The compiled forward pass ``f(x) -> scores`` of `model` (cached)."""
-    per_model = _functions(model)
+    per_model = _CACHE.setdefault(model, {})
     if "scores" not in per_model:
-        per_model["scores"] = _one_trace(tf.function(lambda x: model(x, training=False),
+        ref = weakref.ref(model)
+        per_model["scores"] = _one_trace(tf.function(lambda x: _model_of(ref)(x, training=False),
                                                      input_signature=[_spec(model.input_shape[1:])],
                                                      autograph=False))
     return _maybe_distributed(per_model, "scores")

@@ -74,11 +74,23 @@ class ZRule(AffineRule):
     def denominator(self, z):
         return z
 
+    def ratio(self, relevance, z, scale=None, shift=None):
+        """``R / den(z)``, with ``z`` first mapped to ``scale * z + shift`` (a folded BN) when given."""
+        if scale is not None:
+            z = z * scale + shift
+        return safe_divide(relevance, self.denominator(z))
+
+    @functools.cached_property
+    def fused_ratio(self):
+        return rules.fused(self.ratio)
+
     def propagate(self, affine, x, relevance, z):
         kernel, bias = affine.weights(x.dtype)
         if z is None:  # not known from the forward pass (AffineRule): recompute it
-            z = affine.add_bias(affine.linear(x, kernel), bias)
-        return _redistribute(affine, x, kernel, safe_divide(relevance, self.denominator(z)))
+            ratio = self.ratio(relevance, affine.add_bias(affine.linear(x, kernel), bias))
+        else:
+            ratio = self.fused_ratio(relevance, z, *(affine.batchnorm_map(z) or ()))
+        return _redistribute(affine, x, kernel, ratio)
 
 
 class EpsilonRule(ZRule):
