@@ -10,10 +10,10 @@ under backward rules, the propagated signal) of each image's target score:
 * :func:`scores_function` ``f(x)``: the forward pass.
 
 Functions are compiled once per (model, composite, ...) with a batch-polymorphic input signature
-and cached per model (weakly: a model the user drops is freed); since they capture the model's variables
-by reference, randomizing weights in place needs no retrace. Backward rules (:mod:`tf_sanity.attribution.composites`) are applied only while
-tracing. Inside :func:`distribute`, every one of them splits its rows over a ``tf.distribute``
-strategy's replicas.
+and cached per model (weakly: a model the user drops is freed); since they capture the model's
+variables by reference, randomizing weights in place needs no retrace. Backward rules
+(:mod:`tf_sanity.attribution.composites`) are applied only while tracing. Inside :func:`distribute`,
+every one of them splits its rows over a ``tf.distribute`` strategy's replicas.
 
 :func:`map_batches` feeds any number of rows through such a function in chunks of ``batch_size``:
 methods expand images into rows (integration steps, noise samples) and reduce afterwards.
