@@ -15,7 +15,7 @@ which the gradient's row has already traced and warmed up). The table shows the 
 the median process CPU time (all threads) of those calls, and the ratios of both to the floor's. On a
 shared machine the CPU-time ratio is the steadier one.
 
-    python benchmarks/bench_resnet50.py [--images 8] [--steps 50] [--repeats 5] [--profile]
+    python benchmarks/bench_resnet50.py [--images 8] [--steps 50] [--repeats 5] [--profile] [--methods ...]
 
 ``--profile`` splits LRP-epsilon's cost into its parts (see :func:`profile`).
 """
@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tf_sanity  # noqa: E402
-from tf_sanity.attribution import canonizers, engine, lrp, registry, rules  # noqa: E402
+from tf_sanity.attribution import engine, lrp, registry  # noqa: E402
 from tf_sanity.attribution.rules import AffineRule, strict_composite, vjp  # noqa: E402
 
 
@@ -69,32 +69,33 @@ class AffineGradient(AffineRule):
 
     name = "affine vjp"
 
-    def propagate(self, affine, x, upstream):
+    def propagate(self, affine, x, upstream, z):
         return vjp(affine.forward, x, upstream)
 
 
-class ZFromForward(lrp.ZRule):
-    """LRP-z / epsilon dividing by the layer's own forward output instead of recomputing ``z`` from the folded map.
+class RecomputedZ(lrp.EpsilonRule):
+    """LRP-epsilon with ``z`` recomputed in the backward pass by the layer's (folded) convolution, as the
+    rules did before they took ``z`` from the forward pass: the profile's measure of what that saves."""
 
-    For timing only: with a BatchNorm folded into the layer, the right ``z`` is the BN's output, an element-wise
-    map of the given one (``s z + shift``), which this skips; the cost is the same up to that element-wise op.
-    With `epsilon`, the stabilizer is one ``tf.where`` (``z >= 0 ? z + eps : z - eps``), the same values as
-    :class:`tf_sanity.attribution.lrp.EpsilonRule`'s ``z + eps * where(z >= 0, 1, -1)``.
-    """
+    def __init__(self, epsilon):
+        super().__init__(epsilon)
+        self.name += ", z recomputed"
 
-    def __init__(self, epsilon=None):
-        self.epsilon = epsilon
-        self.name = "z from the forward" + ("" if epsilon is None else f", epsilon {epsilon:g}")
+    def propagate(self, affine, x, relevance, z):
+        return super().propagate(affine, x, relevance, None)
 
-    def denominator(self, z):
-        return z if self.epsilon is None else tf.where(z >= 0, z + self.epsilon, z - self.epsilon)
 
-    def backward(self, layer, x, z, upstream):
-        parts = canonizers.affine_parts(layer, x)
-        if len(parts) > 1:  # a separable conv: no single z to reuse
-            return super().backward(layer, x, z, upstream)
-        kernel, _ = parts[0].weights(x.dtype)
-        return lrp._redistribute(parts[0], x, kernel, rules.safe_divide(upstream, self.denominator(z)))
+class Unfused(lrp.EpsilonRule):
+    """LRP-epsilon with ``z`` from the forward pass but its element-wise ratio as separate TF ops, not one
+    XLA-fused loop (:func:`tf_sanity.attribution.rules.fused`): the profile's measure of what fusing saves."""
+
+    def __init__(self, epsilon):
+        super().__init__(epsilon)
+        self.name += ", unfused"
+
+    @property
+    def fused_ratio(self):
+        return self.ratio
 
 
 def _row(label, passes, ours, floor):
@@ -121,10 +122,10 @@ def profile(model, x, targets, floor, repeats):
     * guided backprop: a ``tf.custom_gradient`` at each ReLU only;
     * ``affine vjp``: a ``tf.custom_gradient`` at every Conv / Dense with BN folded into it, whose backward
       recomputes the folded affine map and takes its plain vjp (the same gradient, computed the LRP way);
-    * LRP-z: the same plus ``z``'s division and the multiplication by the input;
+    * LRP-z: the same plus the division by ``z`` (taken from the forward pass) and the product with the input;
     * LRP-epsilon: plus the stabilizer;
-    * LRP-z with ``z`` taken from the forward pass instead of recomputed in the rule, and LRP-epsilon so and
-      with a one-op stabilizer (:class:`ZFromForward`, timing only).
+    * LRP-epsilon with its ratio's element-wise ops unfused (:class:`Unfused`), and also with ``z`` recomputed
+      by a second convolution in the rule (:class:`RecomputedZ`), as before both changes.
     """
     forward = tf.function(lambda v: model(v, training=False))
     lrp_epsilon = registry.make_backprop("lrp_epsilon")
@@ -132,8 +133,8 @@ def profile(model, x, targets, floor, repeats):
     guided = registry.make_backprop("guided_backprop")
     vjp_composite = strict_composite("affine_vjp", relu=None, kernel=AffineGradient(), batchnorm=AffineGradient(),
                                      merge=None)
-    reuse_z = lrp.lrp_composite("lrp_z_reuse", ZFromForward())
-    reuse_z_epsilon = lrp.lrp_composite("lrp_epsilon_reuse", ZFromForward(1e-7))
+    recomputed = lrp.lrp_composite("lrp_epsilon_recomputed", RecomputedZ(1e-7))
+    unfused = lrp.lrp_composite("lrp_epsilon_unfused", Unfused(1e-7))
     check = compiled(model, x, targets, vjp_composite)().numpy()
     plain = floor(tf.constant(x), tf.constant(targets)).numpy()
     print(f"affine vjp = gradient: max |difference| / max |gradient| = "
@@ -145,8 +146,8 @@ def profile(model, x, targets, floor, repeats):
         ("affine vjp (layer rule)", compiled(model, x, targets, vjp_composite)),
         ("LRP-z", compiled(model, x, targets, lrp_z.composite, lrp_z.seed)),
         ("LRP-epsilon", compiled(model, x, targets, lrp_epsilon.composite, lrp_epsilon.seed)),
-        ("LRP-z, z from the forward", compiled(model, x, targets, reuse_z, lrp_z.seed)),
-        ("LRP-eps, z fwd, 1-op eps", compiled(model, x, targets, reuse_z_epsilon, lrp_epsilon.seed)),
+        ("LRP-epsilon, unfused", compiled(model, x, targets, unfused, lrp_epsilon.seed)),
+        ("LRP-epsilon, z recomputed", compiled(model, x, targets, recomputed, lrp_epsilon.seed)),
     ]
     print("\nprofile (compiled functions on the whole batch)\n" + HEADER)
     floor_times = measure(lambda: floor(x, targets), repeats)
@@ -163,6 +164,8 @@ def main():
     parser.add_argument("--ig-repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="also split LRP-epsilon's time into parts")
     parser.add_argument("--profile-only", action="store_true", help="only the profile")
+    parser.add_argument("--methods", default="gradient,guided_backprop,lrp_epsilon,integrated_gradients",
+                        help="comma-separated rows of the main table (default: all four)")
     args = parser.parse_args()
     print("tf_sanity from", tf_sanity.__file__)
     print(f"device: {tf.config.list_physical_devices('GPU') or 'CPU'}; cores: {os.cpu_count()}; "
@@ -186,6 +189,9 @@ def main():
             ("LRP-epsilon", "lrp_epsilon", 1, {}, args.repeats, 2),
             (f"IG, {args.steps} steps", "integrated_gradients", args.steps, dict(steps=args.steps),
              args.ig_repeats, 0)]:
+        if method not in args.methods.split(","):
+            continue
+        warmup = warmup if "gradient" in args.methods.split(",") else 2  # IG's function unwarmed otherwise
         ours = measure(lambda: tf_sanity.explain(model, x, method, targets, batch_size=b, **settings), repeats,
                        warmup)
         print(_row(label, passes, ours, floor_times), flush=True)

@@ -43,7 +43,6 @@ import tensorflow as tf  # noqa: E402
 
 import tf_sanity  # noqa: E402
 from tf_sanity import SanityError  # noqa: E402
-from tf_sanity.attribution import engine  # noqa: E402
 from tf_sanity.attribution.activations import ActivationPolicyWarning  # noqa: E402
 from tf_sanity.attribution.graph import leaf_layers  # noqa: E402
 from tf_sanity.attribution.patterns import fit_patterns  # noqa: E402
@@ -165,9 +164,6 @@ def coverage(family, methods=None, size=None, seed=0):
             continue
         row[name] = explain_cell(model, x, targets, name, settings[name]) or snapshot.difference() or OK
     row["cascade"] = _cascade(model, x, targets, row, settings, snapshot)
-    # The engine's per-model cache holds compiled functions that refer to the model, so the model would stay
-    # alive for the whole process (all 12 families: ~11 GB); drop its entry so the family can be collected.
-    engine._CACHE.pop(model, None)
     return row
 
 

@@ -109,7 +109,9 @@ def test_strict_refuses_smooth_activations_and_keeps_the_relu_family():
     model, net, x = dense((("relu6", "tanh"), True))
     for name in ("guided_backprop", "guided_gradcam", "deconvnet", "rectgrad", "lrp_z", "deep_taylor", "deeplift"):
         settings = {"layer": "dense1"} if name == "guided_gradcam" else {}
-        with pytest.raises(SanityError, match=r"is defined for ReLU networks; layer '.*' uses activation 'tanh'"):
+        default = tf_sanity.METHODS[name].settings["activations"]  # the refusal names the method's default
+        with pytest.raises(SanityError, match=r"is defined for ReLU networks; layer '.*' uses activation 'tanh': "
+                                              rf"pass activations='{default}' \(the method's default\)"):
             explained(model, x, name, activations="strict", **settings)
     model, net, x = dense((("relu6", "prelu"), True))
     close(explained(model, x, "guided_backprop", activations="strict"),

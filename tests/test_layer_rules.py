@@ -8,6 +8,7 @@ a conv, a depthwise conv and a separable conv, Concatenate, padding, average and
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tf_sanity
 from tf_sanity import SanityError
@@ -136,11 +137,40 @@ def test_deeplift_sums_to_delta_through_a_multiply_gate():
     _one_line_error(model, x, "deeplift", "'ln'", "DeepLIFT")
 
 
-def test_a_product_of_two_full_tensors_is_refused_by_lrp():
+def test_a_product_whose_gate_cannot_be_told_is_refused_by_lrp():
     inp = keras.Input((4,))
-    a, b = L.Dense(4, name="a")(inp), L.Dense(4, name="b")(inp)
-    model = keras.Model(inp, L.Dense(3)(L.Multiply(name="prod")([a, b])))
-    _one_line_error(model, tiny_nets.images(2, (4,)), "lrp_z", "'prod'", "gate")
+    for activation in (None, "sigmoid"):  # neither operand from a sigmoid, or both
+        a, b = L.Dense(4, activation=activation, name="a")(inp), L.Dense(4, activation=activation, name="b")(inp)
+        model = keras.Model(inp, L.Dense(3)(L.Multiply(name="prod")([a, b])))
+        _one_line_error(model, tiny_nets.images(2, (4,)), "lrp_z", "'prod'", "cannot tell which operand", "(4,)")
+    # The graph and the shapes disagree: the sigmoid operand is the full map, the other one is broadcast.
+    image = keras.Input((4, 4, 2))
+    pooled = L.GlobalAveragePooling2D(keepdims=True)(image)
+    model = keras.Model(image, L.Dense(3)(L.Flatten()(L.Multiply(name="prod")(
+        [pooled, L.Conv2D(2, 1, activation="sigmoid")(image)]))))
+    _one_line_error(model, tiny_nets.images(2, (4, 4, 2)), "lrp_epsilon", "'prod'", "cannot tell which operand")
+
+
+@pytest.mark.parametrize("gate_first", [False, True])
+def test_the_gate_of_a_squeeze_excitation_on_a_1x1_map_is_the_sigmoid_operand(gate_first):
+    """Both operands are 1x1xC, so only the graph tells the gate: the operand from the sigmoid. Held constant,
+    LRP-z of this bias-free ReLU signal path is gradient x input with the gate's gradient stopped."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((1, 1, 2))
+    conv, gate_conv = L.Conv2D(3, 1, activation="relu", use_bias=False), L.Conv2D(3, 1, activation="sigmoid")
+    pool, flat, logits = L.GlobalAveragePooling2D(keepdims=True), L.Flatten(), L.Dense(3, use_bias=False)
+    h = conv(inp)
+    gate = gate_conv(pool(h))
+    model = keras.Model(inp, logits(flat(L.Multiply(name="se")([gate, h] if gate_first else [h, gate]))))
+    x = tiny_nets.images(3, (1, 1, 2), seed=11)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        hidden = conv(xt)
+        score = logits(flat(hidden * tf.stop_gradient(gate_conv(pool(hidden)))))
+        target = tf.reduce_sum(tf.gather(score, TARGETS, axis=1, batch_dims=1))
+    expected = x * tape.gradient(target, xt).numpy()
+    np.testing.assert_allclose(tf_sanity.explain(model, x, "lrp_z", TARGETS), expected, rtol=1e-5, atol=1e-7)
 
 
 # ------------------------------------------------------------------------------ raw operations

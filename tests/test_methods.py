@@ -252,3 +252,28 @@ def test_explaining_many_models_prints_no_retracing_warning(monkeypatch):
     finally:
         logging.getLogger("tensorflow").removeHandler(handler)
     assert not [m for m in messages if "retracing" in m], messages
+
+
+def test_an_explained_model_is_freed_once_the_user_drops_it():
+    """The compiled functions refer to their model; cached so, they must not keep it alive (nor a nested one)."""
+    import gc
+    import weakref
+
+    from tf_sanity.attribution import engine
+
+    def build(nested):
+        model = small_cnn(seed=4)
+        if nested:  # a backbone inside a fine-tuning model: the rules' graph walk records the nesting
+            model = keras.Sequential([keras.Input((28, 28, 1)), model, keras.layers.Dense(3, name="head")])
+        return model
+
+    x, t = images(2), np.array([0, 1])
+    for nested in (False, True):
+        model = build(nested)
+        assert engine.gradient_function(model) is engine.gradient_function(model)  # still cached
+        for method in ("gradient", "guided_backprop", "lrp_epsilon"):
+            tf_sanity.explain(model, x, method, t)
+        refs = [weakref.ref(model)] + [weakref.ref(layer) for layer in model.layers]
+        del model
+        gc.collect()
+        assert all(ref() is None for ref in refs), f"nested={nested}: explained model still alive after del"

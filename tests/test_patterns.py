@@ -74,3 +74,20 @@ def test_pattern_errors():
         tf_sanity.explain(model, x, "pattern_net", 0, patterns=foreign)
     with pytest.raises(SanityError, match="at least 2 images"):
         fit_patterns(model, x[:1])
+
+
+def test_a_refused_activation_names_what_the_user_can_do():
+    """PatternNet has no ``activations`` setting: its refusal must not send the user to one."""
+    import keras
+
+    inp = keras.Input((6,))
+    out = keras.layers.Dense(3, name="o")(keras.layers.Dense(5, activation="tanh", name="h")(inp))
+    model = keras.Model(inp, out)
+    x = tiny_nets.images(8, (6,))
+    patterns = fit_patterns(model, x)
+    for method in ("pattern_net", "pattern_attribution"):
+        with pytest.raises(SanityError, match=r"layer 'h' uses activation 'tanh': this method has no activations "
+                                              r"setting: explain a model with ReLU-family activations, or use a "
+                                              r"method that has one \(e.g. lrp_epsilon") as error:
+            tf_sanity.explain(model, x[:2], method, 0, patterns=patterns)
+        assert "\n" not in str(error.value)

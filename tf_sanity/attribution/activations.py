@@ -232,11 +232,20 @@ def treatment(composite, layer, unit):
         return "rule"
     others = POLICIES[composite.activations].others if unit.kind != "other" else None
     if others is None:
-        advice = ("use the method's default activations setting or explain a model without it" if unit.kind != "other"
-                  else "it is not element-wise: explain a model without it (e.g. a logits model instead of softmax)")
         raise SanityError(f"{composite.name} is defined for ReLU networks; layer {layer.name!r} uses activation "
-                          f"{unit.name!r}: {advice}")
+                          f"{unit.name!r}: {_advice(composite, unit)}")
     return others if composite.relu is not None else "gradient"
+
+
+def _advice(composite, unit):
+    """What the user can do about a refused `unit`: the method's own setting, if it has one, else another method."""
+    if unit.kind == "other":
+        return "it is not element-wise: explain a model without it (e.g. a logits model instead of softmax)"
+    if composite.default_activations is not None:
+        return (f"pass activations={composite.default_activations!r} (the method's default) or explain a model "
+                f"without it")
+    return ("this method has no activations setting: explain a model with ReLU-family activations, or use a "
+            "method that has one (e.g. lrp_epsilon, deeplift, guided_backprop)")
 
 
 def layer_call(composite, layer):
@@ -260,7 +269,8 @@ def with_setting(make, family):
 
     def make_with_policy(*, activations=default, **settings):
         backprop = make(**settings)
-        composite = dataclasses.replace(backprop.composite, activations=check_policy(family, activations))
+        composite = dataclasses.replace(backprop.composite, activations=check_policy(family, activations),
+                                        default_activations=default)
         return dataclasses.replace(backprop, composite=composite)
 
     functools.update_wrapper(make_with_policy, make)

@@ -23,7 +23,7 @@
                     ``z = s * x + o``, read off the layer's own call as ``o = f(0)``, ``s = f(1) - f(0)``.
 ``"merge"``         ``Add``, ``Subtract``, ``Average`` and raw sums of two tensors (residual
                     connections): :mod:`~tf_sanity.attribution.merge_rules`.
-``"gate"``          ``Multiply`` of a signal and a broadcast gate (squeeze-and-excitation):
+``"gate"``          ``Multiply`` of a signal and a gate (squeeze-and-excitation; the gate is told by the graph):
                     :mod:`~tf_sanity.attribution.merge_rules`.
 ``"layernorm"``     ``LayerNormalization`` over the last axis: the normalizer held constant
                     (Ali et al. 2022), :class:`Affine`.
@@ -258,6 +258,15 @@ class Affine:
     def forward(self, x):
         kernel, bias = self.weights(x.dtype)
         return self.add_bias(self.linear(x, kernel), bias)
+
+    def batchnorm_map(self, z):
+        """``(s, shift)`` of the folded BatchNorm, broadcast along the channel axis of the layer's linear output
+        `z` (the map's output is then ``s z + shift``, element-wise: no second convolution), or None without one."""
+        if self.batchnorm is None:
+            return None
+        scale, shift = self._bn_scale_shift(self.batchnorm, z.dtype)
+        rank, axis = len(z.shape), graph.channel_axis(self.layer)
+        return _broadcast_channels(scale, rank, axis), _broadcast_channels(shift, rank, axis)
 
 
 def affine_parts(layer, like=None):

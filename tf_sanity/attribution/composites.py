@@ -46,12 +46,16 @@ class Composite:
       activations: the activation policy (:data:`tf_sanity.attribution.activations.POLICIES`): what
         element-wise activations outside the ReLU family get. ``"strict"`` makes them an error (the
         rules are defined for ReLU networks); never a silent fallback to the gradient.
+      default_activations: the default of the method's setting ``activations``
+        (:func:`tf_sanity.attribution.activations.with_setting`), or None where the method has no such
+        setting (PatternNet: ``"strict"`` is then the only policy); refusals name what the user can do.
     """
 
     name: str
     relu: Optional[ActivationRule] = None
     layer_rule: Optional[Callable[[keras.layers.Layer], Optional[object]]] = None
     activations: str = "strict"
+    default_activations: Optional[str] = None
 
 
 # obj -> {attr: value before `applied` patched it}, only while patched (see `unpatched`).

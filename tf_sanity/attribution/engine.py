@@ -10,10 +10,10 @@ under backward rules, the propagated signal) of each image's target score:
 * :func:`scores_function` ``f(x)``: the forward pass.
 
 Functions are compiled once per (model, composite, ...) with a batch-polymorphic input signature
-and cached; since they capture the model's variables by reference, randomizing weights in place
-needs no retrace. Backward rules (:mod:`tf_sanity.attribution.composites`) are applied only while
-tracing. Inside :func:`distribute`, every one of them splits its rows over a ``tf.distribute``
-strategy's replicas.
+and cached per model (weakly: a model the user drops is freed); since they capture the model's
+variables by reference, randomizing weights in place needs no retrace. Backward rules
+(:mod:`tf_sanity.attribution.composites`) are applied only while tracing. Inside :func:`distribute`,
+every one of them splits its rows over a ``tf.distribute`` strategy's replicas.
 
 :func:`map_batches` feeds any number of rows through such a function in chunks of ``batch_size``:
 methods expand images into rows (integration steps, noise samples) and reduce afterwards.
@@ -25,6 +25,7 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
 
 from tf_sanity.attribution import composites, graph
 from tf_sanity.errors import SanityError
@@ -34,8 +35,39 @@ DEFAULT_BATCH_SIZE = 128
 # check's cost counter, :mod:`tf_sanity.checks.suite`).
 PASSES = [0]
 
+# model -> {key: compiled function}. The traces hold the model only by a weak reference (:func:`_model_of`), so
+# an entry does not keep its key alive: a model the user drops is freed, with its functions.
 _CACHE = weakref.WeakKeyDictionary()
 _STRATEGY = [None]
+
+
+def _model_of(ref):
+    """The model behind weak reference `ref`, for a trace (it is alive whenever its function is called)."""
+    model = ref()
+    if model is None:
+        raise SanityError("the model of this compiled function has been deleted")
+    return model
+
+
+@contextlib.contextmanager
+def _released_gradients():
+    """Drops the gradient functions that ``tf.custom_gradient`` registers while tracing in the context.
+
+    Inside a ``tf.function`` TensorFlow registers every custom gradient (each backward rule) in its global
+    gradient registry under a fresh name and never removes it (tensorflow/tensorflow#27492, #97697). The
+    registered closures refer to the rules' layers and the traced graph, which would stay alive for ever. A
+    traced function here already holds its backward pass, so they are not needed once its tracing is done.
+    Without the (private) registry this does nothing.
+    """
+    registry = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)
+    before = set(registry) if isinstance(registry, dict) else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            for name in set(registry) - before:
+                if name.startswith("CustomGradient-"):
+                    registry.pop(name, None)
 
 
 @contextlib.contextmanager
@@ -70,8 +102,9 @@ def _distributed(fn, strategy):
         inputs = tuple(strategy.experimental_distribute_values_from_function(
             lambda ctx, a=a: a[bounds[ctx.replica_id_in_sync_group]:bounds[ctx.replica_id_in_sync_group + 1]])
             for a in args)
-        return tf.nest.map_structure(lambda o: tf.concat(strategy.experimental_local_results(o), axis=0),
-                                     step(*inputs))
+        with _released_gradients():  # the first call traces `step` (and may retrace `fn` in replica context)
+            out = step(*inputs)
+        return tf.nest.map_structure(lambda o: tf.concat(strategy.experimental_local_results(o), axis=0), out)
 
     return call
 
@@ -119,14 +152,17 @@ def _compiled(model, key, composite, make):
       make: ``() -> (trace, input_signature)``, called once per key.
 
     A composite is applied once untraced first, so that unsupported layers fail with their
-    ``SanityError`` before any tracing.
+    ``SanityError`` before any tracing. The function is traced here, once (:func:`_released_gradients`).
     """
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         with _rules(model, composite):
             pass
         trace, signature = make()
-        per_model[key] = _one_trace(tf.function(trace, input_signature=signature, autograph=False))
+        fn = _one_trace(tf.function(trace, input_signature=signature, autograph=False))
+        with _released_gradients():
+            fn.get_concrete_function()
+        per_model[key] = fn
     return _maybe_distributed(per_model, key)
 
 
@@ -145,8 +181,10 @@ def gradient_function(model, composite=None, layer=None, seed=onehot_seed):
     """
     def make():
         forward = layer_model(model, layer) if layer else None
+        ref = weakref.ref(model)
 
         def trace(x, targets):
+            model = _model_of(ref)
             with _rules(model, composite):
                 with tf.GradientTape() as tape:
                     tape.watch(x)
@@ -171,7 +209,10 @@ def paired_function(model, composite, seed=onehot_seed):
     activations: the model runs on one batch of ``2n`` rows and the output is seeded with
     ``[seed(scores of x, targets); 0]``; what reaches the reference rows is dropped.
     """
+    ref = weakref.ref(model)
+
     def trace(x, reference, targets):
+        model = _model_of(ref)
         n = tf.shape(x)[0]
         both = tf.concat([x, reference], 0)
         with _rules(model, composite):
@@ -212,9 +253,9 @@ def layer_function(model, composite, start, reads, paired=False, at="input"):
         start_tensor = graph.input_tensor(model, start) if at == "input" else graph.get_layer(model, start).output
         layer_reads = [name for name in reads if name != "input"]
         sub = keras.Model(model.inputs, [start_tensor] + [graph.get_layer(model, name).output for name in layer_reads])
-        shape = model.input_shape[1:]
+        shape, ref = model.input_shape[1:], weakref.ref(model)
         return (lambda x, reference, injected: _propagate_from_layer(
-                    model, composite, sub, reads, layer_reads, paired, x, reference, injected),
+                    _model_of(ref), composite, sub, reads, layer_reads, paired, x, reference, injected),
                 [_spec(shape), _spec(shape), _spec(start_tensor.shape[1:])])
 
     return _compiled(model, ("layer", composite, start, tuple(reads), paired, at), composite, make)
@@ -267,7 +308,8 @@ def scores_function(model):
     """The compiled forward pass ``f(x) -> scores`` of `model` (cached)."""
     per_model = _CACHE.setdefault(model, {})
     if "scores" not in per_model:
-        per_model["scores"] = _one_trace(tf.function(lambda x: model(x, training=False),
+        ref = weakref.ref(model)
+        per_model["scores"] = _one_trace(tf.function(lambda x: _model_of(ref)(x, training=False),
                                                      input_signature=[_spec(model.input_shape[1:])],
                                                      autograph=False))
     return _maybe_distributed(per_model, "scores")

@@ -58,9 +58,16 @@ def _flatten(items, nested, flatten):
 # The sentinel :func:`consumers` lists for an output of the whole model.
 MODEL_OUTPUT = "model output"
 
-# An InputLayer or output layer of a nested model's graph -> the nested model as its outer graph sees it.
+# An InputLayer or output layer of a nested model's graph -> a weak reference to the nested model as its outer
+# graph sees it (weak: a strong one would keep the key, one of the nested model's own layers, alive for ever).
 _NESTED_BY_INPUT = weakref.WeakKeyDictionary()
 _NESTED_BY_OUTPUT = weakref.WeakKeyDictionary()
+
+
+def _nested(table, op):
+    """The nested model `table` records for `op`, or None."""
+    ref = table.get(op)
+    return None if ref is None else ref()
 
 
 def model_graph(model):
@@ -98,9 +105,10 @@ def _record_boundary(nested):
     """Remembers which graph operations are the inputs and outputs of model `nested`."""
     inner = model_graph(nested)
     for tensor in getattr(inner, "inputs", None) or []:
-        _NESTED_BY_INPUT[tensor._keras_history.operation] = nested
+        _NESTED_BY_INPUT[tensor._keras_history.operation] = weakref.ref(nested)
     for tensor in getattr(inner, "outputs", None) or []:
-        _NESTED_BY_OUTPUT.setdefault(tensor._keras_history.operation, nested)
+        if _nested(_NESTED_BY_OUTPUT, tensor._keras_history.operation) is None:
+            _NESTED_BY_OUTPUT[tensor._keras_history.operation] = weakref.ref(nested)
 
 
 def _producer(tensor):
@@ -108,7 +116,7 @@ def _producer(tensor):
     op, _, index = tensor._keras_history
     if _is_model(op) and model_graph(op) is not None:
         return _producer(model_graph(op).outputs[index])
-    outer = _NESTED_BY_INPUT.get(op)
+    outer = _nested(_NESTED_BY_INPUT, op)
     if isinstance(op, L.InputLayer) and outer is not None and len(outer._inbound_nodes) == 1:
         inner_inputs = model_graph(outer).inputs
         position = [t._keras_history.operation for t in inner_inputs].index(op)
@@ -125,8 +133,8 @@ def parents(layer):
     nodes = layer._inbound_nodes
     if len(nodes) != 1:
         return None
-    if isinstance(layer, L.InputLayer) and layer in _NESTED_BY_INPUT:
-        outer = _NESTED_BY_INPUT[layer]
+    outer = _nested(_NESTED_BY_INPUT, layer)
+    if isinstance(layer, L.InputLayer) and outer is not None:
         return None if len(outer._inbound_nodes) != 1 else [_producer(t) for t in outer._inbound_nodes[0].input_tensors]
     return [_producer(t) for t in nodes[0].input_tensors]
 
@@ -141,8 +149,9 @@ def _users(op):
                 out.extend(_users(tensor._keras_history.operation))
         else:
             out.append(user)
-    if op in _NESTED_BY_OUTPUT:
-        out.extend(_users(_NESTED_BY_OUTPUT[op]))  # leave the nested model
+    outer = _nested(_NESTED_BY_OUTPUT, op)
+    if outer is not None:
+        out.extend(_users(outer))  # leave the nested model
     elif not op._outbound_nodes:
         out.append(MODEL_OUTPUT)
     return out

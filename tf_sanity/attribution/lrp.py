@@ -76,10 +76,23 @@ class ZRule(AffineRule):
     def denominator(self, z):
         return z
 
-    def propagate(self, affine, x, relevance):
+    def ratio(self, relevance, z, scale=None, shift=None):
+        """``R / den(z)``, with ``z`` first mapped to ``scale * z + shift`` (a folded BN) when given."""
+        if scale is not None:
+            z = z * scale + shift
+        return safe_divide(relevance, self.denominator(z))
+
+    @functools.cached_property
+    def fused_ratio(self):
+        return rules.fused(self.ratio)
+
+    def propagate(self, affine, x, relevance, z):
         kernel, bias = affine.weights(x.dtype)
-        z = affine.add_bias(affine.linear(x, kernel), bias)
-        return _redistribute(affine, x, kernel, safe_divide(relevance, self.denominator(z)))
+        if z is None:  # not known from the forward pass (AffineRule): recompute it
+            ratio = self.ratio(relevance, affine.add_bias(affine.linear(x, kernel), bias))
+        else:
+            ratio = self.fused_ratio(relevance, z, *(affine.batchnorm_map(z) or ()))
+        return _redistribute(affine, x, kernel, ratio)
 
 
 class EpsilonRule(ZRule):
@@ -90,7 +103,8 @@ class EpsilonRule(ZRule):
         self.name = f"LRP-epsilon ({epsilon:g})"
 
     def denominator(self, z):
-        return z + self.epsilon * tf.where(z >= 0, tf.ones_like(z), -tf.ones_like(z))
+        epsilon = tf.constant(self.epsilon, z.dtype)
+        return z + tf.where(z >= 0, epsilon, -epsilon)  # the same values as z + eps * sign(z), in fewer ops
 
 
 class AlphaBetaRule(AffineRule):
@@ -114,7 +128,7 @@ class AlphaBetaRule(AffineRule):
         s = safe_divide(relevance, z)
         return sum(_redistribute(affine, x, w, s) for x, w in zip(xs, kernels))
 
-    def propagate(self, affine, x, relevance):
+    def propagate(self, affine, x, relevance, z):
         kernel, bias = affine.weights(x.dtype)
         w_pos, w_neg = _positive(kernel), _negative(kernel)
         x_pos, x_neg = _positive(x), _negative(x)
@@ -136,7 +150,7 @@ class ZPlusRule(AffineRule):
 
     name = "z+"
 
-    def propagate(self, affine, x, relevance):
+    def propagate(self, affine, x, relevance, z):
         kernel, _ = affine.weights(x.dtype)
         w_pos = _positive(kernel)
         return _redistribute(affine, x, w_pos, safe_divide(relevance, affine.linear(x, w_pos)))
@@ -156,7 +170,7 @@ class ZBRule(AffineRule):
         """One map only: a separable conv's pointwise map does not see the bounded input."""
         return super().supports(layer) and len(canonizers.affine_parts(layer)) == 1
 
-    def propagate(self, affine, x, relevance):
+    def propagate(self, affine, x, relevance, z):
         kernel, _ = affine.weights(x.dtype)
         w_pos, w_neg = _positive(kernel), _negative(kernel)
         low = tf.fill(tf.shape(x), tf.cast(self.low, x.dtype))

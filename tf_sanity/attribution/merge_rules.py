@@ -17,8 +17,11 @@ one signal per operand, where ``forward(*xs)`` recomputes the operation
   map of ``x`` and the signal operand receives all of the relevance, the gate none (the
   "signal-take-all" rule for multiplicative gates of Arras et al. 2017, "Explaining recurrent neural
   network predictions in sentiment analysis"; gating terms held constant as in Ali et al. 2022,
-  "XAI for Transformers: Better Explanations through Conservative Propagation"). The gate is the
-  operand with fewer elements (broadcast); two operands of one shape are refused.
+  "XAI for Transformers: Better Explanations through Conservative Propagation"). Which operand is the
+  gate (:func:`gate_position`) is read off the graph: the one computed by a sigmoid-like activation
+  (:data:`GATE_ACTIVATIONS`, as squeeze-and-excitation gates are), else the one with fewer elements
+  (broadcast over the other). Where neither tells (two operands of one shape, e.g. an SE block on a
+  1x1 map, neither or both from a sigmoid) or they disagree, the product is refused with one line.
   DeepLIFT uses the exact split of a product's difference from the reference,
   ``Delta(x g) = mean(g) Delta x + mean(x) Delta g`` with ``mean(v) = (v + v_ref) / 2`` (the
   two-factor Shapley value), so summation-to-delta holds through the gate.
@@ -27,8 +30,11 @@ one signal per operand, where ``forward(*xs)`` recomputes the operation
 import numpy as np
 import tensorflow as tf
 
+from tf_sanity.attribution import activations, graph
+from tf_sanity.attribution.composites import unpatched
 from tf_sanity.attribution.operations import tensor_operands
-from tf_sanity.attribution.rules import LayerRule, safe_divide
+from tf_sanity.attribution.rules import LayerRule, fused, safe_divide
+from tf_sanity.errors import SanityError
 
 
 class MergeRule(LayerRule):
@@ -54,21 +60,47 @@ class SumRule(MergeRule):
 
     def __init__(self, name, denominator):
         self.name, self.denominator = name, denominator
+        self.ratio = fused(lambda relevance, z: safe_divide(relevance, denominator(z)))
 
     def backward_all(self, op, forward, xs, z, upstream):
         xs32 = [tf.cast(x, tf.float32) for x in xs]
         z32, up32 = tf.cast(z, tf.float32), tf.cast(upstream, tf.float32)
-        s = safe_divide(up32, self.denominator(z32))
+        s = self.ratio(up32, z32)
         grads = _operand_gradients(lambda *v: tf.cast(forward(*v), tf.float32), xs32, s)
         return [tf.cast(x * g, x0.dtype) for x, g, x0 in zip(xs32, grads, xs)]
 
 
+# Activations whose output in [0, 1] makes an operand a gate (squeeze-and-excitation: sigmoid in EfficientNet,
+# hard_sigmoid in MobileNetV3).
+GATE_ACTIVATIONS = frozenset({"sigmoid", "hard_sigmoid"})
+
+
+def _from_gate_activation(op):
+    """Whether leaf operation `op` ends in an activation of :data:`GATE_ACTIVATIONS` (fused or a layer)."""
+    if isinstance(op, activations.ACTIVATION_LAYERS):
+        unit = activations.unit_of_layer(op, op.call)
+    else:
+        unit = activations.unit_of_function(unpatched(op, "activation"))
+    return unit.name in GATE_ACTIVATIONS
+
+
 def gate_position(op):
-    """The index of the gate operand of a two-operand product (fewer elements), or None (equal shapes)."""
-    sizes = [np.prod([d or 1 for d in t.shape[1:]]) for t in tensor_operands(op)]
-    if len(sizes) != 2 or sizes[0] == sizes[1]:
+    """The index of the gate operand of a two-operand product, or None where it cannot be told.
+
+    The gate is the one operand computed by a sigmoid-like activation, else the operand with fewer
+    elements (broadcast over the other); None where neither rule picks one or the two disagree.
+    """
+    operands = tensor_operands(op)
+    producers = graph.parents(op) or []
+    if len(operands) != 2 or len(producers) != 2:
         return None
-    return int(np.argmin(sizes))
+    sizes = [np.prod([d or 1 for d in t.shape[1:]]) for t in operands]
+    by_size = None if sizes[0] == sizes[1] else int(np.argmin(sizes))
+    gated = [k for k, producer in enumerate(producers) if _from_gate_activation(producer)]
+    by_graph = gated[0] if len(gated) == 1 else None
+    if by_graph is not None and by_size is not None and by_graph != by_size:
+        return None
+    return by_graph if by_graph is not None else by_size
 
 
 class ConstantGateRule(MergeRule):
@@ -77,7 +109,17 @@ class ConstantGateRule(MergeRule):
     name = "LRP gate (signal-take-all)"
 
     def supports(self, layer):
-        return gate_position(layer) is not None
+        """Raises a one-line SanityError where the gate cannot be told (:func:`gate_position`)."""
+        if len(tensor_operands(layer)) != 2:
+            return False
+        if gate_position(layer) is None:
+            shapes = " and ".join(str(tuple(t.shape[1:])) for t in tensor_operands(layer))
+            raise SanityError(
+                f"{self.name}: cannot tell which operand of the product {layer.name!r} ({type(layer).__name__}, "
+                f"shapes {shapes}) is the gate: neither or both come from a {' / '.join(sorted(GATE_ACTIVATIONS))} "
+                f"activation, and neither is broadcast over the other (or the two disagree); compute the gate with "
+                f"a sigmoid, or use a gradient method")
+        return True
 
     def backward_all(self, op, forward, xs, z, upstream):
         gate = gate_position(op)

@@ -24,7 +24,8 @@ from tf_sanity.errors import SanityError, unknown_name
 def guided_composite(activations="gradient"):
     """Guided backprop's rules: the guided rule at ReLU-family units, `activations` policy elsewhere."""
     return composites.Composite("guided_backprop", relu=rules.guided_relu,
-                                activations=activation_policies.check_policy("guided", activations))
+                                activations=activation_policies.check_policy("guided", activations),
+                                default_activations=activation_policies.FAMILIES["guided"][0])
 
 
 GUIDED_BACKPROP = guided_composite()

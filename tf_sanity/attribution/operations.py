@@ -13,7 +13,7 @@ layer kinds of :func:`tf_sanity.attribution.canonizers.layer_kind`, and anything
 ``"elementwise"``  ``+ - * /`` of one tensor and constants, and negation: an element-wise affine map
                    ``z = s * x + o`` (:class:`tf_sanity.attribution.canonizers.Affine`).
 ``"merge"``        ``+`` or ``-`` of two tensors: a residual sum (``merge_rules``).
-``"gate"``         ``*`` of two tensors where one is a broadcast gate (``merge_rules``).
+``"gate"``         ``*`` of two tensors, one of them a gate (``merge_rules.gate_position``).
 =================  ==================================================================================
 """
 

@@ -180,7 +180,7 @@ class PatternRule(AffineRule):
                               f"tf_sanity.attribution.patterns.fit_patterns(model, training_images)")
         return True
 
-    def propagate(self, affine, x, upstream):
+    def propagate(self, affine, x, upstream, z):
         pattern = tf.constant(self.patterns.arrays[affine.layer.name], dtype=x.dtype)
         if self.attribution:
             pattern = affine.weights(x.dtype)[0] * pattern
@@ -198,7 +198,7 @@ class ElementwisePatternRule(AffineRule):
         self.attribution = attribution
         self.name = "PatternAttribution" if attribution else "PatternNet"
 
-    def propagate(self, affine, x, upstream):
+    def propagate(self, affine, x, upstream, z):
         scale, _ = affine.weights(x.dtype)
         ones = tf.ones_like(scale)
         factor = safe_divide(scale, scale) if self.attribution else safe_divide(ones, scale)

@@ -80,15 +80,30 @@ def vjp(fn, x, upstream):
 
 
 def safe_divide(a, b):
-    """``a / b`` where ``b != 0``, else 0 (innvestigate's SafeDivide convention)."""
-    nonzero = tf.not_equal(b, 0)
-    return tf.where(nonzero, a / tf.where(nonzero, b, tf.ones_like(b)), tf.zeros_like(a))
+    """``a / b`` where ``b != 0``, else 0 (innvestigate's SafeDivide convention), in one element-wise op."""
+    return tf.math.divide_no_nan(a, b)
+
+
+def fused(fn):
+    """`fn`, a few element-wise ops, compiled by XLA into one loop over its tensors instead of one pass per op.
+
+    A rule's arithmetic on large activations (LRP's ``R / (z + eps sign(z))``) is memory-bound, so this
+    makes it cost about one op. The values are those of the unfused ops, except that XLA may contract
+    ``a * b + c`` into one fused multiply-add (one rounding instead of two). Traced per input shape.
+    """
+    return tf.function(fn, jit_compile=True, autograph=False, reduce_retracing=True)
 
 
 # ----------------------------------------------------------------------------- rules and composites
 
 class AffineRule(LayerRule):
-    """A layer rule for affine layers; subclasses implement ``propagate(affine, x, upstream)``.
+    """A layer rule for affine layers; subclasses implement ``propagate(affine, x, upstream, z)``.
+
+    ``z`` is the map's linear output on ``x`` as the forward pass computed it, before any folded BatchNorm
+    (the map's output is then ``s z + shift``: :meth:`tf_sanity.attribution.canonizers.Affine.batchnorm_map`),
+    so a rule that divides by it (LRP-z / epsilon) need not run the layer's convolution a second time; it is
+    None where the forward's ``z`` is not float32 (``mixed_float16``): the rule then recomputes it in float32.
+    Rules that do not need it ignore it.
 
     A separable conv is propagated through its two maps in turn (:func:`canonizers.affine_parts`).
     The rule runs in float32 whatever the layer's compute dtype (``mixed_float16``), and its result is
@@ -107,11 +122,12 @@ class AffineRule(LayerRule):
         inputs = [x32]
         for part in parts[:-1]:
             inputs.append(part.forward(inputs[-1]))
-        for part, below in zip(reversed(parts), reversed(inputs)):
-            signal = self.propagate(part, below, signal)
+        outputs = inputs[1:] + [z if z is not None and z.dtype == tf.float32 else None]
+        for part, below, out in zip(reversed(parts), reversed(inputs), reversed(outputs)):
+            signal = self.propagate(part, below, signal, out)
         return tf.cast(signal, x.dtype)
 
-    def propagate(self, affine, x, upstream):
+    def propagate(self, affine, x, upstream, z):
         raise NotImplementedError
 
 
