@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from tf_sanity.checks import statistics
 from tf_sanity.errors import SanityError
+from tf_sanity.models import ledger
 
 
 @dataclasses.dataclass
@@ -155,6 +156,18 @@ class Store:
                 out.extend(read_csv(self.unit_path(unit)))
         return out
 
+    def models(self, used):
+        """The trained models behind this run's units: `used` now (:func:`tf_sanity.models.ledger.since`) merged
+        into those stored by earlier runs of the same units (``models.json``), without per-call fields."""
+        path = self.units_dir / "models.json"
+        stored = json.loads(path.read_text()) if path.exists() else []
+        fresh = [{k: v for k, v in e.items() if k != "trained_now"} for e in used]
+        key = lambda e: (e["model"], e["labels"], e["profile"])  # noqa: E731
+        merged = {key(e): e for e in stored + fresh}
+        if fresh:
+            atomic_write(path, json.dumps(list(merged.values()), indent=1))
+        return list(merged.values())
+
     @property
     def results_csv(self):
         return self.out / "results" / f"{self.stem}.csv"
@@ -253,6 +266,7 @@ def run(module, preset="quick", out="figures", config=None, progress=True, model
     units = list(module.units(config))
     todo = [u for u in units if not store.done(u)]
     start = time.perf_counter()
+    mark = len(ledger.USED)
     if todo:
         module.requires(config)
         context = {}
@@ -277,6 +291,7 @@ def run(module, preset="quick", out="figures", config=None, progress=True, model
     atomic_write(pathlib.Path(out) / "claims" / f"{store.stem}.json",
                  json.dumps({"experiment": module.NAME, "title": module.TITLE, "preset": preset,
                              "options": options(config, models), "config": dataclasses.asdict(config),
+                             "models": store.models(ledger.since(mark)),
                              "claims": [dataclasses.asdict(c) for c in claims]}, indent=1, default=str))
     elapsed = time.perf_counter() - start
     print(f"{module.NAME} [{preset}{variant(options(config, models))}]: {len(units)} units "

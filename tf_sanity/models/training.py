@@ -10,6 +10,11 @@ section 1 for the authors' code):
   batch 50, 50 epochs on training images 5,000..59,999 (the first 5,000 are held out for
   validation), L2 0.001 on the conv1, conv2 and fc1 kernels of the CNN, none for the MLP.
 
+The quick preset's profiles (``paper_quick``, ``original_code_quick``) are the same recipes stopped after
+:data:`QUICK_STEPS` steps; with random labels, ``original_code_quick`` memorizes the first
+:data:`QUICK_RANDOM_LABEL_IMAGES` training images (after the holdout) instead of all of them. Their models
+are cached apart from the full ones (:meth:`Profile.cache_name`).
+
 Weight decay is an added loss term ``coefficient * sum(tf.nn.l2_loss(W)) = coefficient * sum(W**2) / 2``,
 as in the authors' code. Adam uses TF1's defaults (beta 0.9 / 0.999, epsilon 1e-8).
 
@@ -25,6 +30,7 @@ when run again with the same checkpoint path, continues from it.
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -36,6 +42,12 @@ import numpy as np
 from tf_sanity.errors import SanityError, unknown_name
 
 log = logging.getLogger(__name__)
+
+# The quick profiles: optimizer steps with true labels, and the training images memorized with random labels.
+QUICK_STEPS = 3_000
+QUICK_RANDOM_LABEL_IMAGES = 5_000
+# Optimizer steps per call of the compiled step (docs/speed.md, benchmarks/bench_training.py).
+STEPS_PER_CALL = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +65,8 @@ class Profile:
       decay_layers: names of the layers whose kernels are decayed; None means every kernel.
       random_labels_max_epochs: epoch cap of the random-label stopping rule.
       stop_train_accuracy: the random-label stopping rule stops once training accuracy exceeds this.
+      random_labels_images: with random labels, memorize only the first this many training images (after the
+        holdout); None: all of them.
     """
 
     name: str
@@ -65,16 +79,47 @@ class Profile:
     decay_layers: tuple | None = None
     random_labels_max_epochs: int = 100
     stop_train_accuracy: float = 0.95
+    random_labels_images: int | None = None
 
     def __post_init__(self):
         if (self.steps is None) == (self.epochs is None):
             raise SanityError(f"profile {self.name!r}: give exactly one of steps or epochs")
 
+    def settings(self):
+        """The profile as a JSON-ready dict (fields added later are left out at their default, so models
+        cached before they existed keep matching)."""
+        out = json.loads(json.dumps(dataclasses.asdict(self)))
+        if self.random_labels_images is None:
+            del out["random_labels_images"]
+        return out
 
+    def schedule(self, random_labels=False):
+        """The training length in words, e.g. ``"20,000 steps"`` or, for random labels, ``"until train
+        accuracy > 95 % on 5,000 images (cap 100 epochs)"``."""
+        if random_labels:
+            images = f" on {self.random_labels_images:,} images" if self.random_labels_images else ""
+            return (f"until train accuracy > {100 * self.stop_train_accuracy:.0f} %{images} "
+                    f"(cap {self.random_labels_max_epochs} epochs)")
+        return f"{self.steps:,} steps" if self.steps is not None else f"{self.epochs} epochs"
+
+    def cache_name(self):
+        """The profile's part of a model's cache key: its name when it is the registered profile of that name
+        (so models cached under ``paper`` keep their folder), else the name and a hash of its settings, so a
+        model trained on another schedule is never returned for this one."""
+        if PROFILES.get(self.name) == self:
+            return self.name
+        digest = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.name}-{digest}"
+
+
+_CODE_DECAY = ("conv1", "conv2", "fc1")  # the MLP has none of these layers: no weight decay, as in the authors' MLP script
 PROFILES = {
     "paper": Profile("paper", steps=20_000),
-    # The MLP has no conv1/conv2/fc1 layer, so it gets no weight decay, as in the authors' MLP script.
-    "original_code": Profile("original_code", epochs=50, holdout=5_000, decay_layers=("conv1", "conv2", "fc1")),
+    "original_code": Profile("original_code", epochs=50, holdout=5_000, decay_layers=_CODE_DECAY),
+    # The quick preset's schedules (issue 18): the same recipes, stopped early; random labels memorize a subset.
+    "paper_quick": Profile("paper_quick", steps=QUICK_STEPS),
+    "original_code_quick": Profile("original_code_quick", steps=QUICK_STEPS, holdout=5_000, decay_layers=_CODE_DECAY,
+                                   random_labels_images=QUICK_RANDOM_LABEL_IMAGES),
 }
 
 
@@ -194,8 +239,44 @@ def _load_checkpoint(path, model, optimizer, fingerprint):
     return state
 
 
+def step_function(model, optimizer, kernels, decay, x_train, y_train, *, jit_compile=False):
+    """The compiled training step: ``f(indices) -> (summed loss, correct count)`` over ``indices.shape[0]`` steps.
+
+    `indices` is ``(steps, batch)`` int32 rows into `x_train` / `y_train`, which are held in memory as tensors
+    and gathered inside the compiled function (no per-step host copy); step ``j`` trains on batch
+    ``indices[j]``. Each step is one Adam update of the cross-entropy plus ``decay * sum(l2_loss(kernels))``,
+    so several steps per call give the same updates as one call per step. This is the one ``tf.function``
+    outside :mod:`tf_sanity.attribution.engine` (training is not attribution).
+    """
+    import tensorflow as tf
+
+    x_all = tf.constant(np.asarray(x_train, np.float32))
+    y_all = tf.constant(np.asarray(y_train, np.int32))
+    variables = model.trainable_variables
+
+    def one_step(index):
+        x, y = tf.gather(x_all, index), tf.gather(y_all, index)
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+            if kernels and decay:
+                loss += decay * tf.add_n([tf.nn.l2_loss(k) for k in kernels])
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32))
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def run_steps(indices):
+        loss_sum, correct_sum = tf.constant(0.0), tf.constant(0)
+        for j in tf.range(tf.shape(indices)[0]):
+            loss, correct = one_step(indices[j])
+            loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
+        return loss_sum, correct_sum
+
+    return run_steps
+
+
 def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoint_path=None,
-          progress=True, on_epoch_end=None):
+          progress=True, on_epoch_end=None, jit_compile=False, steps_per_call=STEPS_PER_CALL):
     """Trains `model` in place on `data` with `profile`; resumes from `checkpoint_path` if present.
 
     Args:
@@ -211,6 +292,7 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
         (model, profile, seed, labels, data) is continued from. None: no checkpoints.
       progress: show a tqdm progress bar.
       on_epoch_end: optional ``f(epoch, logs)`` called after each epoch's checkpoint is written.
+      jit_compile, steps_per_call: how the step runs (:func:`step_function`); the updates are the same.
 
     Returns:
       A :class:`Result`.
@@ -223,6 +305,8 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
     x_train, y_train = data.x_train[profile.holdout:], data.y_train[profile.holdout:]
     x_val, y_val = data.x_train[:profile.holdout], data.y_train[:profile.holdout]
     if random_labels:
+        if profile.random_labels_images:
+            x_train, y_train = x_train[:profile.random_labels_images], y_train[:profile.random_labels_images]
         y_train = permute_labels(y_train, seed)
     y_train = np.asarray(y_train, np.int32)
     batch = profile.batch_size
@@ -236,22 +320,10 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
 
     optimizer = keras.optimizers.Adam(profile.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
     optimizer.build(model.trainable_variables)
-    kernels = _kernels(model, profile.decay_layers)
-    decay = profile.weight_decay
+    run_steps = step_function(model, optimizer, _kernels(model, profile.decay_layers), profile.weight_decay,
+                              x_train, y_train, jit_compile=jit_compile)
 
-    @tf.function
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-            if kernels and decay:
-                loss += decay * tf.add_n([tf.nn.l2_loss(k) for k in kernels])
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32))
-        return loss, correct
-
-    fingerprint = dict(model=model.name, params=int(model.count_params()), profile=dataclasses.asdict(profile),
+    fingerprint = dict(model=model.name, params=int(model.count_params()), profile=profile.settings(),
                        seed=seed, random_labels=bool(random_labels), data=getattr(data, "checksum", None),
                        n_train=len(x_train))
     fingerprint = json.loads(json.dumps(fingerprint))  # as stored: tuples become lists, so it compares equal
@@ -272,15 +344,15 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
             order = np.random.default_rng([seed, epoch]).permutation(len(x_train))
             n_steps = min(steps_per_epoch, total_steps - state["step"])
             loss_sum, correct_sum = 0.0, 0
-            for i in range(n_steps):
-                idx = order[i * batch:(i + 1) * batch]
-                loss, correct = train_step(tf.constant(x_train[idx]), tf.constant(y_train[idx]))
+            for i in range(0, n_steps, steps_per_call):
+                k = min(steps_per_call, n_steps - i)
+                loss, correct = run_steps(tf.constant(order[i * batch:(i + k) * batch].reshape(k, batch), tf.int32))
                 loss_sum += float(loss)
                 correct_sum += int(correct)
-                bar.update(1)
-                if i % 50 == 49:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / (i + 1):.3f}",
-                                    acc=f"{correct_sum / ((i + 1) * batch):.3f}", refresh=False)
+                bar.update(k)
+                if (i + k) % 50 < k:
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / (i + k):.3f}",
+                                    acc=f"{correct_sum / ((i + k) * batch):.3f}", refresh=False)
             logs = dict(epoch=epoch + 1, steps=state["step"] + n_steps, loss=loss_sum / n_steps,
                         running_accuracy=correct_sum / (n_steps * batch))
             if random_labels and logs["running_accuracy"] > profile.stop_train_accuracy - 0.05:
