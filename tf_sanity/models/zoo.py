@@ -201,7 +201,9 @@ def add_parser(subparsers):
                         help="permute the training labels (seeded) and train until > 95%% training accuracy")
     parser.add_argument("--profile", choices=tuple(training.PROFILES), default="paper",
                         help="paper: Adam 1e-4, batch 50, 20,000 steps, weight decay 0.001 on all kernels; "
-                             "original_code: the authors' scripts, 50 epochs, first 5,000 images held out")
+                             "original_code: the authors' scripts, 50 epochs, first 5,000 images held out; "
+                             "paper_quick / original_code_quick: the same stopped after 3,000 steps (random labels: "
+                             "memorize 5,000 images), the quick preset's schedules")
     parser.add_argument("--data-dir", default=None,
                         help=f"folder with mnist/ and fashion-mnist/ holding the original .gz files "
                              f"(default: ${datasets.DATA_DIR_ENV}; without either, tfds downloads)")
