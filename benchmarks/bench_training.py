@@ -29,7 +29,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_sanity.models import datasets, mnist_models, training  # noqa: E402
+from tf_sanity.models import datasets, mnist_models, train_step, training  # noqa: E402
 
 CLOCK = time.perf_counter
 VARIANTS = {"before": None, "gather": (False, 1), "gather+jit": (True, 1), "gather+k10": (False, 10),
@@ -72,7 +72,7 @@ def _before(model, optimizer, kernels, decay, x_train, y_train):
     """The training step before issue 18: one plain tf.function call per step, batch indexed on the host."""
 
     @tf.function
-    def train_step(x, y):
+    def step(x, y):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
@@ -82,7 +82,7 @@ def _before(model, optimizer, kernels, decay, x_train, y_train):
 
     def run(indices):
         for index in indices:
-            train_step(tf.constant(x_train[index]), tf.constant(y_train[index]))
+            step(tf.constant(x_train[index]), tf.constant(y_train[index]))
     return run
 
 
@@ -96,7 +96,7 @@ def make_runner(variant, architecture, data, batch):
     if VARIANTS[variant] is None:
         return model, _before(model, optimizer, kernels, profile.weight_decay, data.x_train, data.y_train), 1
     jit, k = VARIANTS[variant]
-    run_steps = training.step_function(model, optimizer, kernels, profile.weight_decay, data.x_train,
+    run_steps = train_step.step_function(model, optimizer, kernels, profile.weight_decay, data.x_train,
                                        data.y_train, jit_compile=jit)
 
     def run(indices):

@@ -40,14 +40,13 @@ import time
 import numpy as np
 
 from tf_sanity.errors import SanityError, unknown_name
+from tf_sanity.models import train_step
 
 log = logging.getLogger(__name__)
 
 # The quick profiles: optimizer steps with true labels, and the training images memorized with random labels.
 QUICK_STEPS = 3_000
 QUICK_RANDOM_LABEL_IMAGES = 5_000
-# Optimizer steps per call of the compiled step (docs/speed.md, benchmarks/bench_training.py).
-STEPS_PER_CALL = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +111,8 @@ class Profile:
         return f"{self.name}-{digest}"
 
 
-_CODE_DECAY = ("conv1", "conv2", "fc1")  # the MLP has none of these layers: no weight decay, as in the authors' MLP script
+# The MLP has none of these layers: no weight decay, as in the authors' MLP script.
+_CODE_DECAY = ("conv1", "conv2", "fc1")
 PROFILES = {
     "paper": Profile("paper", steps=20_000),
     "original_code": Profile("original_code", epochs=50, holdout=5_000, decay_layers=_CODE_DECAY),
@@ -241,57 +241,8 @@ def _load_checkpoint(path, model, optimizer, fingerprint):
     return state
 
 
-def _xla_is_faster(model):
-    """Whether XLA speeds up `model`'s training step on CPU: yes for dense-only models (MLP: 1.2x), no with
-    convolutions (XLA's CPU convolutions made the CNN's step ~100x slower; ``benchmarks/bench_training.py``)."""
-    import keras
-
-    return not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
-
-
-def step_function(model, optimizer, kernels, decay, x_train, y_train, *, jit_compile=None):
-    """The compiled training step: ``f(indices) -> (summed loss, correct count)`` over ``indices.shape[0]`` steps.
-
-    `indices` is ``(steps, batch)`` int32 rows into `x_train` / `y_train`, which are held in memory as tensors
-    and gathered inside the compiled function (no per-step host copy); step ``j`` trains on batch
-    ``indices[j]``. Each step is one Adam update of the cross-entropy plus ``decay * sum(l2_loss(kernels))``,
-    so several steps per call give the same updates as one call per step. This is the one ``tf.function``
-    outside :mod:`tf_sanity.attribution.engine` (training is not attribution). `jit_compile` None: XLA where it
-    is faster (:func:`_xla_is_faster`).
-    """
-    import tensorflow as tf
-
-    if jit_compile is None:
-        jit_compile = _xla_is_faster(model)
-    x_all = tf.constant(np.asarray(x_train, np.float32))
-    y_all = tf.constant(np.asarray(y_train, np.int32))
-    variables = model.trainable_variables
-
-    def one_step(index):
-        x, y = tf.gather(x_all, index), tf.gather(y_all, index)
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-            if kernels and decay:
-                loss += decay * tf.add_n([tf.nn.l2_loss(k) for k in kernels])
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32))
-
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)
-    def run_steps(indices):
-        def body(j, loss_sum, correct_sum):
-            loss, correct = one_step(indices[j])
-            return j + 1, loss_sum + loss, correct_sum + correct
-
-        _, loss_sum, correct_sum = tf.while_loop(lambda j, *_: j < tf.shape(indices)[0], body,
-                                                 (tf.constant(0), tf.constant(0.0), tf.constant(0)))
-        return loss_sum, correct_sum
-
-    return run_steps
-
-
 def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoint_path=None,
-          progress=True, on_epoch_end=None, jit_compile=None, steps_per_call=STEPS_PER_CALL):
+          progress=True, on_epoch_end=None, jit_compile=None, steps_per_call=train_step.STEPS_PER_CALL):
     """Trains `model` in place on `data` with `profile`; resumes from `checkpoint_path` if present.
 
     Args:
@@ -307,7 +258,8 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
         (model, profile, seed, labels, data) is continued from. None: no checkpoints.
       progress: show a tqdm progress bar.
       on_epoch_end: optional ``f(epoch, logs)`` called after each epoch's checkpoint is written.
-      jit_compile, steps_per_call: how the step runs (:func:`step_function`); the updates are the same.
+      jit_compile, steps_per_call: how the step runs (:func:`tf_sanity.models.train_step.step_function`);
+        the updates are the same.
 
     Returns:
       A :class:`Result`.
@@ -335,8 +287,8 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
 
     optimizer = keras.optimizers.Adam(profile.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
     optimizer.build(model.trainable_variables)
-    run_steps = step_function(model, optimizer, _kernels(model, profile.decay_layers), profile.weight_decay,
-                              x_train, y_train, jit_compile=jit_compile)
+    run_steps = train_step.step_function(model, optimizer, _kernels(model, profile.decay_layers),
+                                         profile.weight_decay, x_train, y_train, jit_compile=jit_compile)
 
     fingerprint = dict(model=model.name, params=int(model.count_params()), profile=profile.settings(),
                        seed=seed, random_labels=bool(random_labels), data=getattr(data, "checksum", None),

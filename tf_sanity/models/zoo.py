@@ -5,7 +5,8 @@
 ``<cache>/models/<name>-<profile>-seed<seed>[-random-labels]/`` (``<cache>`` is
 ``$TF_SANITY_CACHE`` or ``~/.cache/tf_sanity``; ``<profile>`` is
 :meth:`tf_sanity.models.training.Profile.cache_name`, the profile's name plus a hash of its settings unless it
-is the registered profile of that name, so a model of one schedule is never returned for another) as ``model.weights.h5`` plus ``metadata.json``
+is the registered profile of that name, so a model of one schedule is never returned for another) as
+``model.weights.h5`` plus ``metadata.json``
 (profile, seed, data checksum, train / test accuracy, training time, random labels, stopping
 rule and whether its cap was hit). While training, ``checkpoint.npz`` in the same folder holds
 the last finished epoch; rerunning the same request continues from it.
@@ -112,7 +113,8 @@ def load_or_train(name, *, profile="paper", random_labels=False, seed=0, data_di
     os.replace(tmp_weights, weights)
     metadata = dict(
         name=name, dataset=dataset_name, architecture=architecture, profile=profile.name,
-        profile_settings=profile.settings(), schedule=profile.schedule(random_labels), seed=seed, random_labels=bool(random_labels),
+        profile_settings=profile.settings(), schedule=profile.schedule(random_labels), seed=seed,
+        random_labels=bool(random_labels),
         data_checksum_sha256=data.checksum,
         train_accuracy=result.train_accuracy, test_accuracy=result.test_accuracy,
         validation_accuracy=result.validation_accuracy, training_time_s=round(result.training_time_s, 1),
