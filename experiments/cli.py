@@ -2,11 +2,13 @@
 
 import importlib
 import os
+import time
 
 import experiments
 from experiments import imagenet_inputs
 from experiments.imagenet_inputs import CHECKPOINT_ENV, OFFICIAL
 from tf_sanity.errors import SanityError
+from tf_sanity.models import ledger
 
 
 def add_parser(subparsers):
@@ -58,14 +60,28 @@ def reproduce(args):
     run_all = args.names == ["all"]
     names = list(experiments.EXPERIMENTS) if run_all else args.names
     modules = [experiments.get(name) for name in names]  # unknown names fail before any work
+    times, mark = {}, len(ledger.USED)
     for module in modules:
+        start = time.perf_counter()
         try:
             common.run(module, args.preset, args.out, models=args.models, backend=args.backend,
                        settings=settings)
+            times[module.NAME] = time.perf_counter() - start
         except SanityError as e:
             if not run_all:
                 raise
             print(f"{module.NAME} [{args.preset}]: skipped: {e}")
+            times[module.NAME] = None
     path = report.write(args.out)
     print(f"report: {path}")
+    print(summary(times, [e for e in ledger.since(mark) if e["trained_now"]]), flush=True)
     return 0
+
+
+def summary(times, trained):
+    """The run's last line: seconds per experiment (``skipped`` where its inputs were missing), the total,
+    and the models trained by this run with their accuracies."""
+    per = ", ".join(f"{name} {'skipped' if t is None else f'{t:.0f} s'}" for name, t in times.items())
+    total = sum(t for t in times.values() if t is not None)
+    models = "; ".join(ledger.describe(e) + f", {e['training_time_s'] or 0:.0f} s" for e in trained) or "none"
+    return f"summary: {per}; total {total:.0f} s; models trained: {models}"

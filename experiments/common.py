@@ -45,6 +45,7 @@ from experiments import settings as settings_mod  # noqa: E402
 from tf_sanity.checks import statistics
 from tf_sanity.store import Store, atomic_write, read_csv, rows_to_csv  # noqa: F401 (experiments import them from here)
 from tf_sanity.errors import SanityError
+from tf_sanity.models import ledger
 
 
 @dataclasses.dataclass
@@ -170,6 +171,7 @@ def run(module, preset="quick", out="figures", config=None, progress=True, model
     units = list(module.units(config))
     todo = [u for u in units if not store.done(u)]
     start = time.perf_counter()
+    mark = len(ledger.USED)
     if todo:
         module.requires(config)
         if hasattr(module, "estimate"):
@@ -196,6 +198,7 @@ def run(module, preset="quick", out="figures", config=None, progress=True, model
     atomic_write(pathlib.Path(out) / "claims" / f"{store.stem}.json",
                  json.dumps({"experiment": module.NAME, "title": module.TITLE, "preset": preset,
                              "options": options(config, models, settings), "config": dataclasses.asdict(config),
+                             "models": store.models(ledger.since(mark)),
                              "claims": [dataclasses.asdict(c) for c in claims]}, indent=1, default=str))
     elapsed = time.perf_counter() - start
     print(f"{module.NAME} [{preset}{variant(options(config, models, settings))}]: {len(units)} units "

@@ -3,6 +3,8 @@
 import json
 import pathlib
 
+from tf_sanity.models import ledger
+
 
 def _verdict(passed):
     return {True: "yes", False: "**no**", None: "n/a"}.get(passed, str(passed))
@@ -93,8 +95,11 @@ def write(out="figures"):
     lines.append("")
     lines += _backend_comparison(runs)
     for data in runs:
-        lines += [f"## {data['title']}", "", f"`{_command(data)}`", "",
-                  "<details><summary>settings</summary>", "", "```json", json.dumps(data["config"], indent=1),
+        lines += [f"## {data['title']}", "", f"`{_command(data)}`", ""]
+        if data.get("models"):
+            lines += ["Trained models used (schedule; accuracy on the test set, and on the labels trained on):", ""]
+            lines += [f"- {ledger.describe(entry)}" for entry in data["models"]] + [""]
+        lines += ["<details><summary>settings</summary>", "", "```json", json.dumps(data["config"], indent=1),
                   "```", "</details>", "",
                   "| paper | claim | paper value | ours | tolerance | supported |", "|---|---|---|---|---|---|"]
         for c in data["claims"]:

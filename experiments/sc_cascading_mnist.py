@@ -66,8 +66,9 @@ class Config:
     backend: str = "tf_sanity"
 
 
+# quick: the models trained on the quick schedule (tf_sanity.models.training.PROFILES["paper_quick"]).
 PRESETS = {
-    "quick": Config(),
+    "quick": Config(profile="paper_quick"),
     "paper": Config(methods=BASE + tuple(f"{m}_{v}" for m in BASE for v in ("sg", "vg")),
                     images=200, ig_steps=50, samples=50),
 }

@@ -34,7 +34,7 @@ class Config:
     data_dir: str = ""
 
 
-PRESETS = {"quick": Config(), "paper": Config(images=6, ig_steps=300)}
+PRESETS = {"quick": Config(profile="paper_quick"), "paper": Config(images=6, ig_steps=300)}
 
 
 

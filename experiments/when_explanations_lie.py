@@ -93,7 +93,7 @@ class Config:
 
 PRESETS = {
     "quick": Config(models=("sixt-mnist", "sixt-fashion_mnist", "mnist-cnn"), images=12, csc_images=4,
-                    pattern_images=500, bootstrap=1000),
+                    pattern_images=500, bootstrap=1000, zoo_profile="paper_quick"),
     "paper": Config(),
 }
 

@@ -42,6 +42,17 @@ def test_accuracy_claims_pass_and_fail_on_the_papers_floors(tmp_path, monkeypatc
     assert (tmp_path / "sc_models-quick.png").exists()
 
 
+def test_quick_schedule_models_are_checked_against_a_stated_quick_floor(tmp_path, monkeypatch):
+    runs = ("mnist-cnn/true/paper_quick", "mnist-mlp/true/paper_quick")
+    config = dataclasses.replace(sc_models.PRESETS["quick"], runs=runs)
+    _fake_zoo(monkeypatch, {("mnist-cnn", False, "paper_quick"): (0.973, 0.99, False),  # paper 99.2 - 2 = 97.2
+                            ("mnist-mlp", False, "paper_quick"): (0.965, 0.98, False)})  # below 98.7 - 2 = 96.7
+    _, claims = common.run(sc_models, "quick", tmp_path, config=config, progress=False)
+    assert [c.passed for c in claims] == [True, False]
+    assert claims[0].claim == "mnist-cnn test accuracy (paper_quick: 3,000 steps instead of 20,000 steps)"
+    assert claims[0].paper_value == "99.2 % (20,000 steps)" and "paper - 2.0 points" in claims[0].tolerance
+
+
 def test_report_counts_verdicts_and_lists_every_claim(tmp_path):
     from experiments import report
     claims = [dict(paper="P", claim=f"c{i}", paper_value="1", ours="2", tolerance="t", passed=v)

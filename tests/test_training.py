@@ -38,7 +38,7 @@ def test_profiles_match_the_reference():
     assert decayed(mlp, paper) == ["hidden1", "hidden2", "hidden3", "output"]
     assert decayed(cnn, code) == ["conv1", "conv2", "fc1"]
     assert decayed(mlp, code) == []
-    with pytest.raises(SanityError, match="original_code, paper"):
+    with pytest.raises(SanityError, match="original_code, original_code_quick, paper, paper_quick"):
         training.get_profile("fast")
 
 
@@ -133,6 +133,34 @@ def test_cache_returns_the_same_weights(tiny_zoo, monkeypatch):
     monkeypatch.setitem(training.PROFILES, "paper", dataclasses.replace(training.PROFILES["paper"], steps=80))
     with pytest.raises(SanityError, match=r"other 'paper' settings \(steps 40 -> 80\).*--retrain"):
         zoo.trained_model("mnist-mlp", seed=1, cache_dir=tiny_zoo)  # never a silently stale model
+
+
+def test_a_quick_model_is_never_returned_for_a_paper_request_nor_the_other_way_round(tiny_zoo, monkeypatch):
+    monkeypatch.setitem(training.PROFILES, "paper_quick",
+                        dataclasses.replace(training.PROFILES["paper_quick"], steps=20))
+    quick, quick_meta = zoo.load_or_train("mnist-mlp", profile="paper_quick", cache_dir=tiny_zoo, progress=False)
+    paper, paper_meta = zoo.load_or_train("mnist-mlp", profile="paper", cache_dir=tiny_zoo, progress=False)
+    assert not paper_meta["from_cache"] and paper_meta["steps"] == 40  # the quick model was not returned
+    assert (quick_meta["steps"], quick_meta["schedule"], paper_meta["schedule"]) == (20, "20 steps", "40 steps")
+    assert zoo.model_dir("mnist-mlp", cache_dir=tiny_zoo).name == "mnist-mlp-paper-seed0"  # the key before issue 18
+
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("a cached model was retrained"))
+    for profile, want, steps in (("paper_quick", quick, 20), ("paper", paper, 40)):
+        model, meta = zoo.load_or_train("mnist-mlp", profile=profile, cache_dir=tiny_zoo)
+        assert meta["from_cache"] and meta["profile"] == profile and meta["steps"] == steps
+        for got, expected in zip(model.get_weights(), want.get_weights()):
+            np.testing.assert_array_equal(got, expected)
+    # a paper-named profile on another schedule gets its own folder, never the paper model's
+    other = dataclasses.replace(training.PROFILES["paper"], steps=20)
+    assert zoo.model_dir("mnist-mlp", profile=other, cache_dir=tiny_zoo).name.startswith("mnist-mlp-paper-")
+    assert not (zoo.model_dir("mnist-mlp", profile=other, cache_dir=tiny_zoo) / zoo.WEIGHTS_FILE).exists()
+
+
+def test_random_labels_memorize_the_profiles_subset(mnist_dataset):
+    profile = _profile(steps=10, random_labels_images=200, random_labels_max_epochs=2, batch_size=20)
+    result = training.train(_model("mlp"), _subset(mnist_dataset, 2000, 500), profile, random_labels=True,
+                            progress=False)
+    assert result.steps == 2 * 200 // 20  # epochs over the 200 images only
 
 
 def test_cli_train_prints_accuracies(tiny_zoo, capsys):

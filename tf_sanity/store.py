@@ -9,6 +9,7 @@ hash of everything that determines their numbers, so changed settings never reus
 import csv
 import hashlib
 import io
+import json
 import os
 import pathlib
 import re
@@ -96,6 +97,18 @@ class Store:
             if self.unit_path(unit).stat().st_size:
                 out.extend(read_csv(self.unit_path(unit)))
         return out
+
+    def models(self, used):
+        """The trained models behind this run's units: `used` now (:func:`tf_sanity.models.ledger.since`) merged
+        into those stored by earlier runs of the same units (``models.json``), without per-call fields."""
+        path = self.units_dir / "models.json"
+        stored = json.loads(path.read_text()) if path.exists() else []
+        fresh = [{k: v for k, v in e.items() if k != "trained_now"} for e in used]
+        key = lambda e: (e["model"], e["labels"], e["profile"])  # noqa: E731
+        merged = {key(e): e for e in stored + fresh}
+        if fresh:
+            atomic_write(path, json.dumps(list(merged.values()), indent=1))
+        return list(merged.values())
 
     @property
     def results_csv(self):

@@ -23,7 +23,7 @@ import pathlib
 
 import keras
 
-from tf_sanity.models import datasets, training
+from tf_sanity.models import datasets, ledger, training
 from tf_sanity.errors import unknown_name
 
 INPUT_SHAPE = (28, 28, 1)
@@ -126,7 +126,9 @@ def trained(dataset, profile="cpu", *, seed=0, data_dir=None, cache_dir=None, pr
     model = convnet(name=f"sixt_convnet_{dataset}", input_shape=INPUT_SHAPES.get(dataset, INPUT_SHAPE))
     if weights.is_file() and meta_path.is_file():
         model.load_weights(weights)
-        return model, {**json.loads(meta_path.read_text()), "from_cache": True}
+        metadata = {**json.loads(meta_path.read_text()), "from_cache": True}
+        ledger.record(f"sixt-{dataset}", metadata, profile.schedule())
+        return model, metadata
     data = datasets.load(dataset, data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     shorter = _shorter_run(dataset, profile, seed, cache_dir)
@@ -142,7 +144,9 @@ def trained(dataset, profile="cpu", *, seed=0, data_dir=None, cache_dir=None, pr
                     data_checksum_sha256=data.checksum,
                     created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     meta_path.write_text(json.dumps(metadata, indent=1))
-    return model, {**metadata, "from_cache": False}
+    metadata = {**metadata, "from_cache": False}
+    ledger.record(f"sixt-{dataset}", metadata, profile.schedule())
+    return model, metadata
 
 
 def _shorter_run(dataset, profile, seed, cache_dir):

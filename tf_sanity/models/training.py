@@ -10,6 +10,11 @@ section 1 for the authors' code):
   batch 50, 50 epochs on training images 5,000..59,999 (the first 5,000 are held out for
   validation), L2 0.001 on the conv1, conv2 and fc1 kernels of the CNN, none for the MLP.
 
+The quick preset's profiles (``paper_quick``, ``original_code_quick``) are the same recipes stopped after
+:data:`QUICK_STEPS` steps; with random labels, ``original_code_quick`` memorizes the first
+:data:`QUICK_RANDOM_LABEL_IMAGES` training images (after the holdout) instead of all of them. Their models
+are cached apart from the full ones (:meth:`Profile.cache_name`).
+
 Weight decay is an added loss term ``coefficient * sum(tf.nn.l2_loss(W)) = coefficient * sum(W**2) / 2``,
 as in the authors' code. Adam uses TF1's defaults (beta 0.9 / 0.999, epsilon 1e-8).
 
@@ -25,6 +30,7 @@ when run again with the same checkpoint path, continues from it.
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -34,9 +40,13 @@ import time
 import numpy as np
 
 from tf_sanity.errors import SanityError, unknown_name
-from tf_sanity.models import augmentation
+from tf_sanity.models import augmentation, train_step
 
 log = logging.getLogger(__name__)
+
+# The quick profiles: optimizer steps with true labels, and the training images memorized with random labels.
+QUICK_STEPS = 3_000
+QUICK_RANDOM_LABEL_IMAGES = 5_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +67,8 @@ class Profile:
       shift: random translation as a fraction of the height / width (Keras' ``ImageDataGenerator(
         width_shift_range=shift, height_shift_range=shift)``: uniform, bilinear, nearest fill); 0: none.
       flip: random horizontal flips (probability 1/2), as ``ImageDataGenerator(horizontal_flip=True)``.
+      random_labels_images: with random labels, memorize only the first this many training images (after the
+        holdout); None: all of them.
     """
 
     name: str
@@ -71,17 +83,52 @@ class Profile:
     stop_train_accuracy: float = 0.95
     shift: float = 0.0
     flip: bool = False
+    random_labels_images: int | None = None
 
     def __post_init__(self):
         if (self.steps is None) == (self.epochs is None):
             raise SanityError(f"profile {self.name!r}: give exactly one of steps or epochs")
 
+    def settings(self):
+        """The profile as a JSON-ready dict (fields added later are left out at their default, so models
+        cached before they existed keep matching)."""
+        out = json.loads(json.dumps(dataclasses.asdict(self)))
+        for field, default in (("random_labels_images", None), ("shift", 0.0), ("flip", False)):
+            if getattr(self, field) == default:
+                del out[field]
+        return out
 
+    def schedule(self, random_labels=False):
+        """The training length in words, e.g. ``"20,000 steps"`` or, for random labels, ``"until train
+        accuracy > 95 % on 5,000 images (cap 100 epochs)"``."""
+        if random_labels:
+            images = f" on {self.random_labels_images:,} images" if self.random_labels_images else ""
+            return (f"until train accuracy > {100 * self.stop_train_accuracy:.0f} %{images} "
+                    f"(cap {self.random_labels_max_epochs} epochs)")
+        return f"{self.steps:,} steps" if self.steps is not None else f"{self.epochs} epochs"
+
+    def cache_name(self):
+        """The profile's part of a model's cache key: its name when it is the registered profile of that name
+        (so models cached under ``paper`` keep their folder), else the name and a hash of its settings, so a
+        model trained on another schedule is never returned for this one."""
+        if PROFILES.get(self.name) == self:
+            return self.name
+        digest = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.name}-{digest}"
+
+
+# The MLP has none of these layers: no weight decay, as in the authors' MLP script.
+_CODE_DECAY = ("conv1", "conv2", "fc1")
 PROFILES = {
     "paper": Profile("paper", steps=20_000),
-    # The MLP has no conv1/conv2/fc1 layer, so it gets no weight decay, as in the authors' MLP script.
-    "original_code": Profile("original_code", epochs=50, holdout=5_000, decay_layers=("conv1", "conv2", "fc1")),
+    "original_code": Profile("original_code", epochs=50, holdout=5_000, decay_layers=_CODE_DECAY),
+    # The quick preset's schedules (issue 18): the same recipes, stopped early; random labels memorize a subset.
+    "paper_quick": Profile("paper_quick", steps=QUICK_STEPS),
+    "original_code_quick": Profile("original_code_quick", steps=QUICK_STEPS, holdout=5_000, decay_layers=_CODE_DECAY,
+                                   random_labels_images=QUICK_RANDOM_LABEL_IMAGES),
 }
+# The full schedule each quick one shortens: the paper's numbers belong to these.
+FULL_SCHEDULE = {"paper_quick": "paper", "original_code_quick": "original_code"}
 
 
 def get_profile(profile):
@@ -211,7 +258,8 @@ def _load_checkpoint(path, model, optimizer, fingerprint, prefix=False):
 
 
 def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoint_path=None,
-          progress=True, on_epoch_end=None, continue_from=None):
+          progress=True, on_epoch_end=None, continue_from=None, jit_compile=None,
+          steps_per_call=train_step.STEPS_PER_CALL):
     """Trains `model` in place on `data` with `profile`; resumes from `checkpoint_path` if present.
 
     Args:
@@ -230,6 +278,8 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
       continue_from: the last checkpoint of a shorter run that differs only in the profile's name and
         length; used when `checkpoint_path` has none, so a longer run repeats none of its steps (same
         batches and augmentation; Keras' dropout masks are drawn afresh).
+      jit_compile, steps_per_call: how the step runs (:func:`tf_sanity.models.train_step.step_function`);
+        the updates are the same.
 
     Returns:
       A :class:`Result`.
@@ -242,6 +292,8 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
     x_train, y_train = data.x_train[profile.holdout:], data.y_train[profile.holdout:]
     x_val, y_val = data.x_train[:profile.holdout], data.y_train[:profile.holdout]
     if random_labels:
+        if profile.random_labels_images:
+            x_train, y_train = x_train[:profile.random_labels_images], y_train[:profile.random_labels_images]
         y_train = permute_labels(y_train, seed)
     y_train = np.asarray(y_train, np.int32)
     batch = profile.batch_size
@@ -255,26 +307,11 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
 
     optimizer = keras.optimizers.Adam(profile.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
     optimizer.build(model.trainable_variables)
-    kernels = _kernels(model, profile.decay_layers)
-    decay = profile.weight_decay
+    run_steps = train_step.step_function(model, optimizer, _kernels(model, profile.decay_layers),
+                                         profile.weight_decay, x_train, y_train,
+                                         augment=bool(profile.shift or profile.flip), jit_compile=jit_compile)
 
-    augment = bool(profile.shift or profile.flip)
-
-    @tf.function
-    def train_step(x, y, offsets, flips):
-        if augment:
-            x = augmentation.apply(x, offsets, flips)
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-            if kernels and decay:
-                loss += decay * tf.add_n([tf.nn.l2_loss(k) for k in kernels])
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32))
-        return loss, correct
-
-    fingerprint = dict(model=model.name, params=int(model.count_params()), profile=dataclasses.asdict(profile),
+    fingerprint = dict(model=model.name, params=int(model.count_params()), profile=profile.settings(),
                        seed=seed, random_labels=bool(random_labels), data=getattr(data, "checksum", None),
                        n_train=len(x_train))
     fingerprint = json.loads(json.dumps(fingerprint))  # as stored: tuples become lists, so it compares equal
@@ -302,15 +339,17 @@ def train(model, data, profile="paper", *, seed=0, random_labels=False, checkpoi
             offsets, flips = augmentation.draw(np.random.default_rng([seed, epoch, 0xa06]), steps_per_epoch * batch,
                                                x_train.shape[1:], profile.shift, profile.flip)
             loss_sum, correct_sum = 0.0, 0
-            for i in range(start, start + n_steps):
-                idx, aug = order[i * batch:(i + 1) * batch], slice(i * batch, (i + 1) * batch)
-                loss, correct = train_step(tf.constant(x_train[idx]), tf.constant(y_train[idx]),
-                                           tf.constant(offsets[aug]), tf.constant(flips[aug]))
+            for i in range(start, start + n_steps, steps_per_call):
+                k = min(steps_per_call, start + n_steps - i)
+                rows = slice(i * batch, (i + k) * batch)
+                loss, correct = run_steps(tf.constant(order[rows].reshape(k, batch), tf.int32),
+                                          tf.constant(offsets[rows].reshape(k, batch, 2)),
+                                          tf.constant(flips[rows].reshape(k, batch)))
                 loss_sum += float(loss)
                 correct_sum += int(correct)
-                bar.update(1)
-                if i % 50 == 49:
-                    done = i - start + 1
+                bar.update(k)
+                done = i + k - start
+                if done % 50 < k:
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / done:.3f}",
                                     acc=f"{correct_sum / (done * batch):.3f}", refresh=False)
             logs = dict(epoch=epoch + 1, steps=state["step"] + n_steps, loss=loss_sum / n_steps,

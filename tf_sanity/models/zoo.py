@@ -3,7 +3,10 @@
 ``trained_model("mnist-cnn")`` returns the paper's CNN trained on MNIST; the first call trains it
 (:mod:`tf_sanity.models.training`) and stores it, later calls load it. Models live in
 ``<cache>/models/<name>-<profile>-seed<seed>[-random-labels]/`` (``<cache>`` is
-``$TF_SANITY_CACHE`` or ``~/.cache/tf_sanity``) as ``model.weights.h5`` plus ``metadata.json``
+``$TF_SANITY_CACHE`` or ``~/.cache/tf_sanity``; ``<profile>`` is
+:meth:`tf_sanity.models.training.Profile.cache_name`, the profile's name plus a hash of its settings unless it
+is the registered profile of that name, so a model of one schedule is never returned for another) as
+``model.weights.h5`` plus ``metadata.json``
 (profile, seed, data checksum, train / test accuracy, training time, random labels, stopping
 rule and whether its cap was hit). While training, ``checkpoint.npz`` in the same folder holds
 the last finished epoch; rerunning the same request continues from it.
@@ -12,7 +15,6 @@ Names are ``<dataset>-<architecture>``: ``mnist-cnn``, ``mnist-mlp``, ``fashion_
 ``fashion_mnist-mlp``. Inputs of every model: ``(batch, 28, 28, 1)`` float32 in ``[0, 1]``.
 """
 
-import dataclasses
 import datetime
 import json
 import os
@@ -20,7 +22,7 @@ import pathlib
 import platform
 import time
 
-from tf_sanity.models import datasets, training
+from tf_sanity.models import datasets, ledger, training
 from tf_sanity.errors import SanityError, unknown_name
 
 DATASET_NAMES = ("mnist", "fashion_mnist")  # the paper's 28 x 28 x 1 datasets (datasets also knows cifar10)
@@ -43,7 +45,7 @@ def model_dir(name, *, profile="paper", random_labels=False, seed=0, cache_dir=N
     _parse(name)
     profile = training.get_profile(profile)
     root = pathlib.Path(cache_dir) if cache_dir else datasets.cache_dir()
-    key = f"{name}-{profile.name}-seed{seed}{'-random-labels' if random_labels else ''}"
+    key = f"{name}-{profile.cache_name()}-seed{seed}{'-random-labels' if random_labels else ''}"
     return root / "models" / key
 
 
@@ -67,7 +69,8 @@ def load_or_train(name, *, profile="paper", random_labels=False, seed=0, data_di
 
     Args:
       name: one of :data:`MODEL_NAMES`.
-      profile: ``"paper"`` or ``"original_code"`` (see :mod:`tf_sanity.models.training`), or a Profile.
+      profile: a name of :data:`tf_sanity.models.training.PROFILES` (``"paper"``, ``"original_code"`` and their
+        ``_quick`` schedules), or a Profile.
       random_labels: train on seeded permuted labels (the data randomization test).
       seed: seeds the initial weights, the batch order and the label permutation.
       data_dir: folder with the original ``.gz`` files (see :mod:`tf_sanity.models.datasets`);
@@ -91,7 +94,9 @@ def load_or_train(name, *, profile="paper", random_labels=False, seed=0, data_di
         _check_profile_settings(metadata, profile, folder)
         model = build_model(name)
         model.load_weights(weights)
-        return model, {**metadata, "from_cache": True}
+        metadata = {**metadata, "from_cache": True}
+        ledger.record(name, metadata, profile.schedule(random_labels))
+        return model, metadata
 
     tfds_dir = (pathlib.Path(cache_dir) / "tensorflow_datasets") if cache_dir else None
     data = datasets.load(dataset_name, data_dir, tfds_dir=tfds_dir)
@@ -108,7 +113,8 @@ def load_or_train(name, *, profile="paper", random_labels=False, seed=0, data_di
     os.replace(tmp_weights, weights)
     metadata = dict(
         name=name, dataset=dataset_name, architecture=architecture, profile=profile.name,
-        profile_settings=dataclasses.asdict(profile), seed=seed, random_labels=bool(random_labels),
+        profile_settings=profile.settings(), schedule=profile.schedule(random_labels), seed=seed,
+        random_labels=bool(random_labels),
         data_checksum_sha256=data.checksum,
         train_accuracy=result.train_accuracy, test_accuracy=result.test_accuracy,
         validation_accuracy=result.validation_accuracy, training_time_s=round(result.training_time_s, 1),
@@ -120,12 +126,14 @@ def load_or_train(name, *, profile="paper", random_labels=False, seed=0, data_di
     )
     _write_json_atomic(metadata_path, metadata)
     checkpoint.unlink(missing_ok=True)
-    return model, {**metadata, "from_cache": False}
+    metadata = {**metadata, "from_cache": False}
+    ledger.record(name, metadata, profile.schedule(random_labels))
+    return model, metadata
 
 
 def _check_profile_settings(metadata, profile, folder):
     """Refuses a cached model trained under other settings of the same profile name."""
-    current = json.loads(json.dumps(dataclasses.asdict(profile)))
+    current = profile.settings()
     cached = metadata.get("profile_settings", current)
     changed = sorted(key for key in current.keys() | cached.keys() if current.get(key) != cached.get(key))
     if changed:
@@ -195,7 +203,9 @@ def add_parser(subparsers):
                         help="permute the training labels (seeded) and train until > 95%% training accuracy")
     parser.add_argument("--profile", choices=tuple(training.PROFILES), default="paper",
                         help="paper: Adam 1e-4, batch 50, 20,000 steps, weight decay 0.001 on all kernels; "
-                             "original_code: the authors' scripts, 50 epochs, first 5,000 images held out")
+                             "original_code: the authors' scripts, 50 epochs, first 5,000 images held out; "
+                             "paper_quick / original_code_quick: the same stopped after 3,000 steps (random labels: "
+                             "memorize 5,000 images), the quick preset's schedules")
     parser.add_argument("--data-dir", default=None,
                         help=f"folder with mnist/ and fashion-mnist/ holding the original .gz files "
                              f"(default: ${datasets.DATA_DIR_ENV}; without either, tfds downloads)")
