@@ -12,25 +12,12 @@ from tests import check_results as cr
 from tf_sanity import cli
 from tf_sanity.checks import command
 
-# INTEGRATOR: the core (tf_sanity.checks.suite) is built on another branch. While it is absent, the `core` fixture
-# puts tests.check_results.stand_in_run in its place; once suite.py is merged, `STAND_IN` is False and every test
-# here runs the real suite.run. Then delete STAND_IN, its branch in `core`, and check_results.stand_in_run.
-try:
-    import tf_sanity.checks.suite  # noqa: F401
-    STAND_IN = False
-except ModuleNotFoundError:
-    STAND_IN = True
-
 REPORT_FILES = ("report.html", "report.md", "results.csv", "verdicts.json")
 
 
 @pytest.fixture
 def core(monkeypatch):
-    """Records every call of suite.run (and runs it: the real one, or the stand-in while the core is absent)."""
-    import types
-
-    if STAND_IN:
-        monkeypatch.setitem(sys.modules, "tf_sanity.checks.suite", types.SimpleNamespace(run=cr.stand_in_run))
+    """Records every call of suite.run and runs the real one."""
     from tf_sanity.checks import suite
     calls, real = [], suite.run
 
@@ -98,7 +85,9 @@ def test_the_command_knows_the_librarys_orders():
      "no function"),
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--seeds", "0,x"], "--seeds"),
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--limit", "0"], "--limit"),
-], ids=["method", "order", "missing", "savedmodel", "shape", "labels", "preprocess", "user-method", "seeds", "limit"])
+    (lambda f: [f["image"][0], "--inputs", f["image"][1], "--smprt-n", "0"], "--smprt-n"),
+], ids=["method", "order", "missing", "savedmodel", "shape", "labels", "preprocess", "user-method", "seeds", "limit",
+        "smprt-n"])
 def test_bad_input_is_one_line_and_runs_nothing(files, core, capsys, tmp_path, case, says):
     out = tmp_path / "out"
     rc, _, err = _check(capsys, *case(files), "--out", out)

@@ -7,7 +7,7 @@ import pytest
 
 from tf_sanity import checks
 from tf_sanity.attribution import engine, methods as attribution_methods
-from tf_sanity.checks import invariance, model_views
+from tf_sanity.checks import invariance, model_views, plan
 from tf_sanity.checks.result import TESTS
 from tf_sanity.errors import SanityError
 
@@ -87,6 +87,10 @@ def test_each_input_kind(kind):
     else:
         assert result.inputs_preview is None and not result.masks
     assert result.timings["passes"] > 0 and result.timings["pass_time_s"] > 0
+    # the estimate printed before a run counts exactly the passes the run makes
+    estimate = plan.estimate(model, x, METHODS, checks.ORDERS, smprt_n=2, method_settings=SETTINGS,
+                             random_label_model=other is not None, pass_time_s=(1.0, 0.0))
+    assert estimate.passes == result.timings["passes"], estimate.by_test
 
 
 def test_token_masks_are_summed_embedding_attributions():
