@@ -86,8 +86,10 @@ def test_the_command_knows_the_librarys_orders():
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--seeds", "0,x"], "--seeds"),
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--limit", "0"], "--limit"),
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--smprt-n", "0"], "--smprt-n"),
+    (lambda f: [f["image"][0], "--inputs", f["image"][1], "--set", "integrated_gradients.stepz=4"], "unknown setting"),
+    (lambda f: [f["image"][0], "--inputs", f["image"][1], "--set", "steps=4"], "METHOD.SETTING=VALUE"),
 ], ids=["method", "order", "missing", "savedmodel", "shape", "labels", "preprocess", "user-method", "seeds", "limit",
-        "smprt-n"])
+        "smprt-n", "set-name", "set-form"])
 def test_bad_input_is_one_line_and_runs_nothing(files, core, capsys, tmp_path, case, says):
     out = tmp_path / "out"
     rc, _, err = _check(capsys, *case(files), "--out", out)
@@ -128,6 +130,16 @@ def test_the_command_runs_on_each_input_kind(files, core, capsys, tmp_path, kind
 def test_dry_run_prints_the_estimate_and_stops(files, core, capsys, tmp_path):
     rc, out, _ = _check(capsys, files["tabular"][0], "--inputs", files["tabular"][1], "--dry-run", "--out", tmp_path / "out")
     assert rc == 0 and "estimate:" in out and not core and not (tmp_path / "out").exists()
+
+
+def test_set_changes_a_methods_setting_and_the_estimate(files, core, capsys):
+    passes = []
+    for extra in ([], ["--set", "integrated_gradients.steps=5"]):
+        rc, out, _ = _check(capsys, files["tabular"][0], "--inputs", files["tabular"][1], "--methods",
+                            "integrated_gradients", "--dry-run", *extra)
+        assert rc == 0
+        passes.append(int(out.split("estimate: ")[1].split(" passes")[0].replace(",", "")))
+    assert passes[1] * 50 == passes[0] * 5  # IG's passes scale with its steps (default 50)
 
 
 def test_fail_on_insensitive_exits_1_for_a_method_that_ignores_the_model(files, core, capsys, tmp_path):

@@ -160,6 +160,7 @@ def test_passes_per_input_read_the_settings():
     assert plan.passes_per_input(tf_sanity.METHODS["integrated_gradients"], {"steps": 20}) == 20
     assert plan.passes_per_input(tf_sanity.METHODS["integrated_gradients_sg"], {"n": 5}) == 5 * 50
     assert plan.passes_per_input(tf_sanity.METHODS["deeplift"]) == 2
+    assert plan.passes_per_input(tf_sanity.METHODS["guided_gradcam"]) == 2  # guided backprop and GradCAM
 
 
 def test_the_estimate_counts_passes_over_stages_and_seeds():

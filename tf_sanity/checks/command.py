@@ -33,6 +33,33 @@ def _seeds(text):
         raise SanityError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {text!r}") from None
 
 
+def _method_settings(specs, methods):
+    """``{method: {setting: value}}`` from ``--set METHOD.SETTING=VALUE`` (e.g. integrated_gradients.steps=16)."""
+    import ast
+
+    from tf_sanity.attribution.registry import METHODS
+    from tf_sanity.errors import unknown_name
+
+    out = {}
+    for spec in specs or ():
+        key, eq, text = spec.partition("=")
+        method, dot, setting = key.strip().partition(".")
+        if not (eq and dot and method and setting):
+            raise SanityError(f"--set takes METHOD.SETTING=VALUE, e.g. integrated_gradients.steps=16; got {spec!r}")
+        if method not in METHODS:
+            raise unknown_name("method", method, METHODS)
+        if methods is not None and method not in methods:
+            raise SanityError(f"--set {spec}: {method} is not among the checked methods ({', '.join(methods)})")
+        if setting not in METHODS[method].settings:
+            raise unknown_name(f"setting of {method}", setting, METHODS[method].settings)
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()  # a word, e.g. a layer name
+        out.setdefault(method, {})[setting] = value
+    return out
+
+
 def _check_names(methods, orders):
     from tf_sanity.attribution.registry import METHODS
     from tf_sanity.errors import unknown_name
@@ -54,6 +81,7 @@ def _prepare(args):
     seeds = _seeds(args.seeds) if args.seeds else None
     if args.smprt_n is not None and args.smprt_n < 1:
         raise SanityError(f"--smprt-n must be at least 1, got {args.smprt_n}")
+    settings = _method_settings(args.set, methods)
     _, _, max_inputs = plan.preset_settings(args.preset, seeds)
     extra = [inputs_lib.user_method(spec) for spec in args.method or ()]
     train_fn = inputs_lib.load_function(args.train, "training function") if args.train else None
@@ -64,7 +92,8 @@ def _prepare(args):
                                   limit=max_inputs if args.limit is None else args.limit)
     targets = inputs_lib.load_targets(args.targets, len(data.x), model.output_shape[-1], total=data.total)
     return data, dict(model=model, inputs=data.x, targets=targets, methods=methods, orders=tuple(orders),
-                      preset=args.preset, seeds=seeds, smprt_n=args.smprt_n, extra_methods=tuple(extra),
+                      preset=args.preset, seeds=seeds, smprt_n=args.smprt_n, method_settings=settings,
+                      extra_methods=tuple(extra),
                       train_fn=train_fn, random_label_model=random_label_model, input_kind=data.kind)
 
 
@@ -88,7 +117,8 @@ def run_check(args):
     out = pathlib.Path(args.out or pathlib.Path("tf_sanity_check") / pathlib.Path(args.model).stem)
     print(f"checking {args.model} on {len(data.x)} {data.kind} inputs of {data.source}", flush=True)
     cost = plan.estimate(kwargs["model"], data.x, kwargs["methods"], kwargs["orders"], args.preset,
-                         seeds=kwargs["seeds"], smprt_n=kwargs["smprt_n"], extra_methods=kwargs["extra_methods"],
+                         seeds=kwargs["seeds"], smprt_n=kwargs["smprt_n"], method_settings=kwargs["method_settings"],
+                         extra_methods=kwargs["extra_methods"],
                          random_label_model=kwargs["random_label_model"] is not None or kwargs["train_fn"] is not None,
                          input_kind=data.kind)
     print(cost.describe(), flush=True)
@@ -129,6 +159,9 @@ def add_parser(subparsers):
                    help="noisy copies per explanation in sMPRT (default: the preset's); sMPRT costs N passes per "
                         "input and method at the trained model and at every bottom-up stage, so a small N keeps a big "
                         "model's check short (the report records it)")
+    p.add_argument("--set", action="append", metavar="METHOD.SETTING=VALUE",
+                   help="a method's setting, e.g. integrated_gradients.steps=16 (repeatable; default: the method's "
+                        "own defaults, e.g. 50 IG steps); the report's settings record it")
     p.add_argument("--limit", type=int, help="inputs to use (default: the preset's maximum)")
     p.add_argument("--preprocess",
                    help="for image inputs read as raw 0..255 values: scale01, minus1to1, caffe, torch, or "

@@ -45,11 +45,12 @@ SMPRT_ORDER = "bottom_up"  # Quantus' default for sMPRT and eMPRT (its authors a
 
 
 def passes_per_input(method, settings=None):
-    """Forward + backward passes one input costs `method` with `settings`: IG's integration ``steps``,
-    times the noise tunnel's ``n`` samples, times 2 for a paired pass on ``[x; reference]``
-    (``signal == "contribution"``, DeepLIFT); 1 for a method with none of these (e.g. a user's function)."""
+    """Forward + backward passes one input costs `method` with `settings`: its ``passes`` (2 for Guided GradCAM),
+    times IG's integration ``steps``, times the noise tunnel's ``n`` samples, times 2 for a paired pass on
+    ``[x; reference]`` (``signal == "contribution"``, DeepLIFT); 1 for a method with none of these (e.g. a
+    user's function)."""
     s = {**method.settings, **(settings or {})}
-    passes = int(s.get("steps", 1)) if "steps" in method.settings else 1
+    passes = method.passes * (int(s.get("steps", 1)) if "steps" in method.settings else 1)
     if method.noise_tunnel:
         passes *= int(s.get("n", 1))
     if method.signal == "contribution":
