@@ -53,6 +53,19 @@ the loaded machine). The cost estimate the command printed before the run:
 
 See [report.md](report.md) (or report.html) for the verdicts; the MNIST demo (../mnist-cnn) runs the whole quick
 preset.
+
+What it found. Under the paper's re-initialization (every variable of a group, BatchNorm statistics included, from
+a truncated normal with std 0.01; Adebayo et al. 2018, Sec. 3) the signal vanishes on this network: with `block15`
+randomized (top down from there on, or alone in the independent order) the head's ReLU6 units see a nearly
+constant input and GradCAM's maps are all zero; the other methods' maps are all zero from `block3` on (Guided
+Backprop) or `block1` on (Gradient, IG), top down. An all-zero map has no rank similarity, so the fully randomized
+stage decides nothing and every verdict is "inconclusive" (the report's reason says the maps are constant). The
+stages before it still read: top down, the gradient is never edge-like (median `spearman_abs` 0.55 after `fc`,
+0.19 at `block2`), Guided Backprop stays as similar as the edge detector until `block6` (0.62 there) and IG until
+`block12`, GradCAM while only `fc` is random; independently, no method is in one class for every block. eMPRT's
+complexity "rise" of -1 is the same vanishing (zero maps have zero entropy). The `original_code` policy (each
+layer's own initializer) would keep a signal; the command does not offer it yet. IG's 16 steps are too few here:
+its completeness error is 46 % (the report's completeness test fails it; the MNIST demo's 50 steps give 1.1 %).
 """
 
 

@@ -189,6 +189,8 @@ def test_rerun_reuses_units_and_is_deterministic(tmp_path):
     n_calls, passes = len(calls), engine.PASSES[0]
     again = _run(model, x, out=tmp_path, extra_methods=[ones_where_positive])
     assert len(calls) == n_calls and engine.PASSES[0] == passes and again.timings["passes"] == 0
+    assert not any("resumed" in n for n in first.settings["notes"])
+    assert any(n.startswith("resumed: ") for n in again.settings["notes"])  # the report says the timings are partial
     assert _key(again.rows) == _key(first.rows)
     fresh = _run(model, x, extra_methods=[ones_where_positive])  # in memory, same seeds
     assert _key(fresh.rows) == _key(first.rows)

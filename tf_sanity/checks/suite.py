@@ -156,6 +156,9 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
     store = (_Memory() if out is None else
              Store(out, "check", preset, repr(sorted(record.items())), _fingerprint(model, x, targets)))
     todo = [u for u in units if not store.done(u)]
+    if len(todo) < len(units):
+        record["notes"].append(f"resumed: {len(units) - len(todo)} of {len(units)} units were read from {out}; "
+                               "the timings count this session's work only")
     passes = engine.PASSES[0]
     for unit in tqdm(todo, desc="tf-sanity check", unit="unit", disable=not progress, dynamic_ncols=True):
         with clock("units"):

@@ -172,6 +172,10 @@ def _verdict(method, order, metric, numbers, seeds, n_inputs, level, ignoring=IG
     where = f"at the fully randomized stage {numbers[-1].stage!r}" if order in CASCADING else "for every group"
     if any(n.random.high >= n.edge.low for n in decisive):
         verdict, reason = INCONCLUSIVE, "the controls' intervals overlap: the similarity does not resolve the scale"
+    elif not all(np.isfinite(n.method.estimate) for n in decisive):
+        constant = ", ".join(n.stage for n in decisive if not np.isfinite(n.method.estimate))
+        verdict, reason = INCONCLUSIVE, (f"its maps are constant (e.g. all zero: the signal vanished) at {constant}, "
+                                         "so no similarity can be computed there")
     elif all(n.kind == "sensitive" for n in decisive):
         verdict, reason = SENSITIVE, f"nearer the random control than {ignoring} {where}"
     elif all(n.kind == "edge-like" for n in decisive):
