@@ -1,9 +1,6 @@
 """Tiny models of each input kind, and real :class:`~tf_sanity.checks.result.CheckResult` objects built from
 the library's pieces (``model_randomization`` with the controls, ``verdicts``, eMPRT), for the tests of the
-check command and report.
-
-:func:`stand_in_run` has ``tf_sanity.checks.suite.run``'s signature and builds such a result: the command
-tests use it only while ``tf_sanity.checks.suite`` is not importable (see tests/test_check_command.py).
+check report (which reads them without running the whole check) and command.
 """
 
 import importlib.metadata
@@ -106,10 +103,3 @@ def real_result(model, x, methods=("gradient", "guided_backprop"), orders=("top_
         stages=stages, timings=dict(passes=0, pass_time_s=0.0, total_s=0.0),
         versions=dict(tensorflow=__import__("tensorflow").__version__, keras=keras.__version__,
                       tf_sanity=importlib.metadata.version("tf_sanity"), python=platform.python_version()))
-
-
-def stand_in_run(model, inputs, targets="predicted", *, methods=None, orders=("top_down", "bottom_up", "independent"),
-                 preset="quick", seeds=None, extra_methods=(), out=None, progress=True, input_kind=None, **unused):
-    """``suite.run``'s signature over :func:`real_result` (used only while the core is absent)."""
-    return real_result(model, inputs, methods=methods or ("gradient",), orders=orders, seeds=seeds or (0,),
-                       input_kind=input_kind, extra_methods=extra_methods)

@@ -12,25 +12,12 @@ from tests import check_results as cr
 from tf_sanity import cli
 from tf_sanity.checks import command
 
-# INTEGRATOR: the core (tf_sanity.checks.suite) is built on another branch. While it is absent, the `core` fixture
-# puts tests.check_results.stand_in_run in its place; once suite.py is merged, `STAND_IN` is False and every test
-# here runs the real suite.run. Then delete STAND_IN, its branch in `core`, and check_results.stand_in_run.
-try:
-    import tf_sanity.checks.suite  # noqa: F401
-    STAND_IN = False
-except ModuleNotFoundError:
-    STAND_IN = True
-
 REPORT_FILES = ("report.html", "report.md", "results.csv", "verdicts.json")
 
 
 @pytest.fixture
 def core(monkeypatch):
-    """Records every call of suite.run (and runs it: the real one, or the stand-in while the core is absent)."""
-    import types
-
-    if STAND_IN:
-        monkeypatch.setitem(sys.modules, "tf_sanity.checks.suite", types.SimpleNamespace(run=cr.stand_in_run))
+    """Records every call of suite.run and runs the real one."""
     from tf_sanity.checks import suite
     calls, real = [], suite.run
 
@@ -98,7 +85,11 @@ def test_the_command_knows_the_librarys_orders():
      "no function"),
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--seeds", "0,x"], "--seeds"),
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--limit", "0"], "--limit"),
-], ids=["method", "order", "missing", "savedmodel", "shape", "labels", "preprocess", "user-method", "seeds", "limit"])
+    (lambda f: [f["image"][0], "--inputs", f["image"][1], "--smprt-n", "0"], "--smprt-n"),
+    (lambda f: [f["image"][0], "--inputs", f["image"][1], "--set", "integrated_gradients.stepz=4"], "unknown setting"),
+    (lambda f: [f["image"][0], "--inputs", f["image"][1], "--set", "steps=4"], "METHOD.SETTING=VALUE"),
+], ids=["method", "order", "missing", "savedmodel", "shape", "labels", "preprocess", "user-method", "seeds", "limit",
+        "smprt-n", "set-name", "set-form"])
 def test_bad_input_is_one_line_and_runs_nothing(files, core, capsys, tmp_path, case, says):
     out = tmp_path / "out"
     rc, _, err = _check(capsys, *case(files), "--out", out)
@@ -139,6 +130,16 @@ def test_the_command_runs_on_each_input_kind(files, core, capsys, tmp_path, kind
 def test_dry_run_prints_the_estimate_and_stops(files, core, capsys, tmp_path):
     rc, out, _ = _check(capsys, files["tabular"][0], "--inputs", files["tabular"][1], "--dry-run", "--out", tmp_path / "out")
     assert rc == 0 and "estimate:" in out and not core and not (tmp_path / "out").exists()
+
+
+def test_set_changes_a_methods_setting_and_the_estimate(files, core, capsys):
+    passes = []
+    for extra in ([], ["--set", "integrated_gradients.steps=5"]):
+        rc, out, _ = _check(capsys, files["tabular"][0], "--inputs", files["tabular"][1], "--methods",
+                            "integrated_gradients", "--dry-run", *extra)
+        assert rc == 0
+        passes.append(int(out.split("estimate: ")[1].split(" passes")[0].replace(",", "")))
+    assert passes[1] * 50 == passes[0] * 5  # IG's passes scale with its steps (default 50)
 
 
 def test_fail_on_insensitive_exits_1_for_a_method_that_ignores_the_model(files, core, capsys, tmp_path):

@@ -160,17 +160,19 @@ def test_passes_per_input_read_the_settings():
     assert plan.passes_per_input(tf_sanity.METHODS["integrated_gradients"], {"steps": 20}) == 20
     assert plan.passes_per_input(tf_sanity.METHODS["integrated_gradients_sg"], {"n": 5}) == 5 * 50
     assert plan.passes_per_input(tf_sanity.METHODS["deeplift"]) == 2
+    assert plan.passes_per_input(tf_sanity.METHODS["guided_gradcam"]) == 2  # guided backprop and GradCAM
 
 
 def test_the_estimate_counts_passes_over_stages_and_seeds():
-    model = cr.image_model()  # 3 layers with weights: 3 groups
+    model = cr.image_model()  # 3 layers with weights: 3 groups; conv1 with a bias takes a shift
     x = cr.inputs_for(model, 4)
     e = plan.estimate(model, x, ["gradient", "integrated_gradients"], ("top_down", "independent"), "quick",
-                      seeds=(0, 1), method_settings={"integrated_gradients": {"steps": 10}}, pass_time=(1e-3, 0.0))
-    per_input = 1 + 10
-    explanations = (1 + 3 + 3) + 10 * (1 + 3) + 1 + 2  # trained + stages, sMPRT (N = 10), eMPRT, 2 checks
+                      seeds=(0, 1), method_settings={"integrated_gradients": {"steps": 10}}, pass_time_s=(1e-3, 0.0))
+    every = (1 + 10) * 4  # passes of one explanation of the 4 inputs by both methods
     assert e.stages == {"top_down": 3, "independent": 3}
-    assert e.passes == explanations * per_input * 4 * 2
-    assert e.seconds == pytest.approx(e.passes * 1e-3)
+    assert e.by_test == {"trained model": every, "model randomization": every * 2 * (3 + 3),
+                         "sMPRT": every * 10 * (1 + 2 * 3), "random logit": every, "input invariance": 2 * every,
+                         "data randomization": 0}
+    assert e.passes == sum(e.by_test.values()) and e.seconds == pytest.approx(e.passes * 1e-3)
     measured = plan.estimate(model, x, ["gradient"], ("top_down",), "quick")
     assert 0 < measured.pass_time_s < 1 and "passes x" in measured.describe()

@@ -147,3 +147,19 @@ def test_a_tabular_result_has_no_mask_grids_and_says_there_are_no_verdicts(tmp_p
     page.feed(out["html"].read_text())
     assert "Mask grids" not in page.headings and "No verdicts" in out["html"].read_text()
     assert len(page.images) == 2  # spearman_abs and spearman_signed curves
+
+
+def test_a_baseline_verdict_is_a_second_line_under_its_method(image_result, tmp_path):
+    import dataclasses
+    second = [dataclasses.replace(v, metric="spearman_nz", verdict="inconclusive")
+              for v in image_result.verdicts if v.method == "gradient"]
+    result = dataclasses.replace(image_result, baseline_verdicts=second)
+    section = report._verdict_section(result)  # the verdict table and its text (no figures to draw)
+    page = Parsed()
+    page.feed(report.render_html(section))
+    names = [row[0].strip() for row in page.tables[0][1:]]
+    at = names.index(report._label("gradient"))
+    assert names[at + 1] == f"{report._label('gradient')}: on pixels the baseline does not force to zero (spearman_nz)"
+    assert all(c.startswith("inconclusive") for c in page.tables[0][1:][at + 1][1:])
+    assert len(names) == 4 and result.failing() == image_result.failing()  # failing() reads the first line only
+    assert "Sundararajan & Taly" in report.render_markdown(section, tmp_path)

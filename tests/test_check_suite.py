@@ -7,7 +7,7 @@ import pytest
 
 from tf_sanity import checks
 from tf_sanity.attribution import engine, methods as attribution_methods
-from tf_sanity.checks import invariance, model_views
+from tf_sanity.checks import invariance, model_views, plan
 from tf_sanity.checks.result import TESTS
 from tf_sanity.errors import SanityError
 
@@ -87,6 +87,15 @@ def test_each_input_kind(kind):
     else:
         assert result.inputs_preview is None and not result.masks
     assert result.timings["passes"] > 0 and result.timings["pass_time_s"] > 0
+    # the estimate printed before a run counts exactly the passes the run makes
+    estimate = plan.estimate(model, x, METHODS, checks.ORDERS, smprt_n=2, method_settings=SETTINGS,
+                             random_label_model=other is not None, pass_time_s=(1.0, 0.0))
+    assert estimate.passes == result.timings["passes"], estimate.by_test
+    # Sundararajan & Taly's second reading, for the methods with a baseline only; failing() reads the first
+    baselined = set() if kind == "tokens" else {"gradient_x_input", "integrated_gradients"}
+    assert {v.method for v in result.baseline_verdicts} == baselined
+    assert all(v.metric == "spearman_nz" for v in result.baseline_verdicts)
+    assert all(v.metric == "spearman_abs" for v in result.verdicts)
 
 
 def test_token_masks_are_summed_embedding_attributions():
@@ -180,6 +189,8 @@ def test_rerun_reuses_units_and_is_deterministic(tmp_path):
     n_calls, passes = len(calls), engine.PASSES[0]
     again = _run(model, x, out=tmp_path, extra_methods=[ones_where_positive])
     assert len(calls) == n_calls and engine.PASSES[0] == passes and again.timings["passes"] == 0
+    assert not any("resumed" in n for n in first.settings["notes"])
+    assert any(n.startswith("resumed: ") for n in again.settings["notes"])  # the report says the timings are partial
     assert _key(again.rows) == _key(first.rows)
     fresh = _run(model, x, extra_methods=[ones_where_positive])  # in memory, same seeds
     assert _key(fresh.rows) == _key(first.rows)

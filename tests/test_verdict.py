@@ -48,6 +48,15 @@ def test_verdicts_on_synthetic_rows():
     assert 0 < last.position < 0.2
 
 
+def test_constant_maps_at_the_last_stage_are_inconclusive_and_said_so():
+    import warnings
+    rows = _controls() + _rows("vanished", "top_down", [0.9, 0.5, float("nan")])  # all-zero maps: NaN Spearman
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        (v,) = verdict.verdicts(rows)
+    assert v.verdict == verdict.INCONCLUSIVE and "constant" in v.reason and "s3" in v.reason
+
+
 def test_the_whole_interval_decides_not_the_estimate():
     rows = _controls() + _rows("low", "top_down", [0.35] * 3, noise=0.3) + _rows("high", "top_down", [0.65] * 3,
                                                                                  noise=0.3)

@@ -179,7 +179,7 @@ def gradcam(model, x, targets, *, layer=None, batch_size=engine.DEFAULT_BATCH_SI
     return np.broadcast_to(cam[..., None], x.shape).astype(np.float32)
 
 
-@_base("guided_gradcam", "Guided GradCAM", needs_spatial_layer=True)
+@_base("guided_gradcam", "Guided GradCAM", needs_spatial_layer=True, passes=2)
 def guided_gradcam(model, x, targets, *, layer=None, activations="gradient", batch_size=engine.DEFAULT_BATCH_SIZE):
     """Guided Grad-CAM: guided backprop times GradCAM, element-wise (Selvaraju et al. 2017).
 

@@ -53,6 +53,8 @@ class Method:
       heatmap_percentile: the percentile it then scaled to 1 (100 for RectGrad's sparse maps).
       base: for a SmoothGrad / VarGrad variant, the name of the method it wraps.
       noise_tunnel: ``"sg"`` or ``"vg"`` for such a variant, else None.
+      passes: backward passes per input of one explanation at one integration step and one noise
+        sample (2 for Guided GradCAM: guided backprop and GradCAM); the check's cost estimate reads it.
     """
 
     name: str
@@ -69,6 +71,7 @@ class Method:
     heatmap_percentile: float = 99.5
     base: Optional[str] = None
     noise_tunnel: Optional[str] = None
+    passes: int = 1
 
     def __post_init__(self):
         if self.signal not in SIGNALS:

@@ -15,6 +15,7 @@ Importing this module imports no TensorFlow (``tf-sanity --help`` stays fast).
 import pathlib
 import time
 
+from tf_sanity.checks.plan import DEFAULT_METHODS, PRESETS
 from tf_sanity.errors import SanityError
 
 ORDERS = ("top_down", "bottom_up", "independent")  # == tf_sanity.checks.randomization_test.ORDERS (tested)
@@ -30,6 +31,33 @@ def _seeds(text):
         return tuple(int(s) for s in _names(text))
     except ValueError:
         raise SanityError(f"--seeds takes integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+
+
+def _method_settings(specs, methods):
+    """``{method: {setting: value}}`` from ``--set METHOD.SETTING=VALUE`` (e.g. integrated_gradients.steps=16)."""
+    import ast
+
+    from tf_sanity.attribution.registry import METHODS
+    from tf_sanity.errors import unknown_name
+
+    out = {}
+    for spec in specs or ():
+        key, eq, text = spec.partition("=")
+        method, dot, setting = key.strip().partition(".")
+        if not (eq and dot and method and setting):
+            raise SanityError(f"--set takes METHOD.SETTING=VALUE, e.g. integrated_gradients.steps=16; got {spec!r}")
+        if method not in METHODS:
+            raise unknown_name("method", method, METHODS)
+        if methods is not None and method not in methods:
+            raise SanityError(f"--set {spec}: {method} is not among the checked methods ({', '.join(methods)})")
+        if setting not in METHODS[method].settings:
+            raise unknown_name(f"setting of {method}", setting, METHODS[method].settings)
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()  # a word, e.g. a layer name
+        out.setdefault(method, {})[setting] = value
+    return out
 
 
 def _check_names(methods, orders):
@@ -51,6 +79,9 @@ def _prepare(args):
     methods, orders = _names(args.methods), _names(args.orders) or list(ORDERS)
     _check_names(methods, orders)
     seeds = _seeds(args.seeds) if args.seeds else None
+    if args.smprt_n is not None and args.smprt_n < 1:
+        raise SanityError(f"--smprt-n must be at least 1, got {args.smprt_n}")
+    settings = _method_settings(args.set, methods)
     _, _, max_inputs = plan.preset_settings(args.preset, seeds)
     extra = [inputs_lib.user_method(spec) for spec in args.method or ()]
     train_fn = inputs_lib.load_function(args.train, "training function") if args.train else None
@@ -61,8 +92,9 @@ def _prepare(args):
                                   limit=max_inputs if args.limit is None else args.limit)
     targets = inputs_lib.load_targets(args.targets, len(data.x), model.output_shape[-1], total=data.total)
     return data, dict(model=model, inputs=data.x, targets=targets, methods=methods, orders=tuple(orders),
-                      preset=args.preset, seeds=seeds, extra_methods=tuple(extra), train_fn=train_fn,
-                      random_label_model=random_label_model, input_kind=data.kind)
+                      preset=args.preset, seeds=seeds, smprt_n=args.smprt_n, method_settings=settings,
+                      extra_methods=tuple(extra),
+                      train_fn=train_fn, random_label_model=random_label_model, input_kind=data.kind)
 
 
 def _summary(result, wall_s, out):
@@ -85,8 +117,10 @@ def run_check(args):
     out = pathlib.Path(args.out or pathlib.Path("tf_sanity_check") / pathlib.Path(args.model).stem)
     print(f"checking {args.model} on {len(data.x)} {data.kind} inputs of {data.source}", flush=True)
     cost = plan.estimate(kwargs["model"], data.x, kwargs["methods"], kwargs["orders"], args.preset,
-                         seeds=kwargs["seeds"], extra_methods=kwargs["extra_methods"],
-                         random_label_model=kwargs["random_label_model"] is not None)
+                         seeds=kwargs["seeds"], smprt_n=kwargs["smprt_n"], method_settings=kwargs["method_settings"],
+                         extra_methods=kwargs["extra_methods"],
+                         random_label_model=kwargs["random_label_model"] is not None or kwargs["train_fn"] is not None,
+                         input_kind=data.kind)
     print(cost.describe(), flush=True)
     if args.dry_run:
         return 0
@@ -114,14 +148,20 @@ def add_parser(subparsers):
                         "cifar10 from $TF_SANITY_DATA_DIR)")
     p.add_argument("--targets", default="predicted",
                    help="'predicted' (each model state's top class; default) or an .npy of one label per input")
-    p.add_argument("--methods", help="methods to check, comma-separated (default: gradient, gradient_x_input, "
-                                     "guided_backprop, integrated_gradients, gradcam, guided_gradcam)")
+    p.add_argument("--methods", help=f"methods to check, comma-separated (default: {', '.join(DEFAULT_METHODS)})")
     p.add_argument("--method", action="append", metavar="MODULE:FUNCTION",
                    help="also check your own method f(model, x, targets) -> mask shaped like x (repeatable)")
     p.add_argument("--orders", help=f"randomization orders, comma-separated (default: {','.join(ORDERS)})")
-    p.add_argument("--preset", choices=("quick", "thorough"), default="quick",
-                   help="quick: 1 seed, sMPRT N = 10, at most 16 inputs; thorough: 3 seeds, N = 50, at most 64 inputs")
+    p.add_argument("--preset", choices=tuple(PRESETS), default="quick", help="; ".join(
+        f"{k}: {len(v.seeds)} seed(s), sMPRT N = {v.smprt_n}, at most {v.max_inputs} inputs" for k, v in PRESETS.items()))
     p.add_argument("--seeds", help="randomization seeds, comma-separated (default: the preset's)")
+    p.add_argument("--smprt-n", type=int, metavar="N",
+                   help="noisy copies per explanation in sMPRT (default: the preset's); sMPRT costs N passes per "
+                        "input and method at the trained model and at every bottom-up stage, so a small N keeps a big "
+                        "model's check short (the report records it)")
+    p.add_argument("--set", action="append", metavar="METHOD.SETTING=VALUE",
+                   help="a method's setting, e.g. integrated_gradients.steps=16 (repeatable; default: the method's "
+                        "own defaults, e.g. 50 IG steps); the report's settings record it")
     p.add_argument("--limit", type=int, help="inputs to use (default: the preset's maximum)")
     p.add_argument("--preprocess",
                    help="for image inputs read as raw 0..255 values: scale01, minus1to1, caffe, torch, or "

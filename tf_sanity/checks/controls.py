@@ -8,7 +8,9 @@ reads best between two reference "methods" computed exactly like any other:
   ignores the model, so its similarity between any two model states is 1 (up to ties): the
   "fails the check" end of the scale;
 * :func:`random_attribution`: a uniform random mask drawn afresh at every call, i.e. for every model
-  state, so its similarity is about 0: the "changed completely" end.
+  state, so its similarity is about 0: the "changed completely" end;
+* :func:`input_control`: where no edge detector applies (sequences, tables, token ids), the input itself
+  as the attribution, a function of the input alone like the edge detector: the "fails" end there.
 
 Both are :class:`~tf_sanity.attribution.methods.Method` objects that are *not* registered in
 :data:`tf_sanity.METHODS` (the experiments and the method contract never see them); pass them in the
@@ -25,6 +27,9 @@ from tf_sanity.errors import SanityError
 
 EDGE_DETECTOR = "edge_detector"
 RANDOM_ATTRIBUTION = "random_attribution"
+INPUT_CONTROL = "input_control"
+# The control that ignores the model, in words (the report and the verdicts' reasons).
+IGNORING_WORDS = {EDGE_DETECTOR: "the edge detector", INPUT_CONTROL: "the input control (the input itself)"}
 
 
 def _check_images(x, name):
@@ -68,6 +73,19 @@ def random_attribution(seed=0):
         return rng.uniform(-1.0, 1.0, x.shape).astype(np.float32)
 
     return Method(RANDOM_ATTRIBUTION, "Random (control)", compute, {}, short_label="Random", signal="map")
+
+
+def input_control():
+    """The model-ignoring end of the scale for non-image inputs, where no edge detector applies: the input
+    itself as the attribution. Like the edge detector it is a function of the input alone, so its similarity
+    between any two model states is 1 (Adebayo et al. 2018, Sec. 1: a map that ignores the model)."""
+    return Method(INPUT_CONTROL, "Input (control)", lambda model, x, targets: np.array(x, np.float32), {},
+                  short_label="Input", signal="map")
+
+
+def ignoring_control(kind):
+    """The control that ignores the model for inputs of `kind`: the edge detector for images, else the input."""
+    return edge_detector() if kind == "image" else input_control()
 
 
 def controls(images, seed=0):

@@ -131,32 +131,6 @@ def check_model(model, name="the model"):
     return model
 
 
-def embedding_layer(model):
-    """The Embedding layer that reads the model's input (token ids), or None."""
-    import keras
-
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Embedding):
-            try:
-                if layer.input is model.inputs[0]:
-                    return layer
-            except ValueError:  # a layer called more than once has no single input
-                continue
-    return None
-
-
-def input_kind(model):
-    """The kind of input `model` takes (:data:`tf_sanity.checks.result.INPUT_KINDS`)."""
-    if embedding_layer(model) is not None:
-        return "tokens"
-    kinds = {4: "image", 3: "sequence", 2: "tabular"}
-    rank = len(model.input_shape)
-    if rank not in kinds:
-        raise SanityError(f"the model takes inputs of shape {model.input_shape}; the check handles images "
-                          "[B, H, W, C], sequences [B, T, C], tabular [B, F] and token ids [B, T]")
-    return kinds[rank]
-
-
 def _read_images(folder, model, limit):
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -272,7 +246,9 @@ def load_inputs(spec, *, preprocess=None, model=None, limit=None):
             raise SanityError(f"{path} is neither a folder of images nor an .npy / .npz file")
     x = np.asarray(x[:limit])
     labels = None if labels is None else labels[:len(x)]
-    kind = input_kind(model)
+    from tf_sanity.checks import model_views
+
+    kind = model_views.input_kind(model)
     _check_against_model(x, model, kind, spec)
     if preprocess is not None and kind == "tokens":
         raise SanityError("--preprocess does not apply to token ids; leave it out")
@@ -292,6 +268,8 @@ def _check_against_model(x, model, kind, spec):
     if kind == "tokens":
         if not np.isfinite(x).all() or (x != np.round(x)).any():
             raise SanityError(f"the model reads token ids (an Embedding), but {spec} holds non-integer values")
+        from tf_sanity.checks.model_views import embedding_layer
+
         vocabulary = embedding_layer(model).input_dim
         if x.min() < 0 or x.max() >= vocabulary:
             raise SanityError(f"token ids must lie in [0, {vocabulary}) for this model's Embedding; "

@@ -1,18 +1,24 @@
-"""What a ``tf-sanity check`` run does, and what it costs before it starts (issue 17, items 1 and 9).
+"""What a check run does, and what it costs before it starts (issue 17, items 1 and 9).
 
-* :data:`PRESETS`: ``quick`` (1 seed, sMPRT with N = 10, at most 16 inputs) and ``thorough``
-  (3 seeds, sMPRT with N = 50, at most 64 inputs); :data:`DEFAULT_METHODS`: the six methods of
-  Adebayo et al. (2018), Sec. 2.
+* :data:`PRESETS` (:class:`Preset`): ``quick`` (1 seed, sMPRT with N = 10, at most 16 inputs) and
+  ``thorough`` (3 seeds, sMPRT with N = 50, at most 64 inputs); :data:`DEFAULT_METHODS`: the methods
+  of Adebayo et al. (2018), Sec. 2, and SmoothGrad of the gradient. :func:`tf_sanity.checks.run` and
+  ``tf-sanity check`` read both from here.
 * :func:`estimate`: the pass floor of a run, i.e. the forward + backward passes it needs (one pass =
-  one input row through the model and back) times the measured time of one pass. Passes per input of
-  a method come from its metadata and settings (:func:`passes_per_input`); the stages from the
-  model's randomization groups. The controls run no passes; metrics, bootstrap and figures are not
-  counted (the run prints them separately).
+  one input row through the model and back, as :data:`tf_sanity.attribution.engine.PASSES` counts
+  them) times the measured time of one pass (:func:`pass_time`). Passes per input of a method come
+  from its metadata and settings (:func:`passes_per_input`); the stages from the model's
+  randomization groups. The controls run no passes; metrics, bootstrap and figures are not counted
+  (the run prints them separately).
 
-Counted per seed, for every method (settings ``s``, ``p = passes_per_input(s)`` passes per input):
-the trained model once, every stage of every order, the random-logit and input-invariance checks
-(one explanation each), sMPRT (``N`` explanations at the trained model and at every bottom-up stage,
-Quantus' order), eMPRT (the fully randomized model), and the random-label model if given.
+Counted as :func:`tf_sanity.checks.run` runs them (``p``: a method's passes per input, ``n`` inputs):
+the trained model once; every stage of every order, per seed; sMPRT (methods without a noise tunnel,
+``N`` noisy copies, at the trained model once and at every bottom-up stage per seed; not for token
+ids); the random-logit test (one explanation); input invariance (two, registered methods, where the
+first layer absorbs a shift); the data randomization test (two, once). eMPRT reads the masks of the
+last cascading stage (no pass); cosine similarity convergence runs one layer-wise backward pass per
+input of each modified-backprop method outside the counter (not counted); IG's completeness reuses
+the trained masks.
 """
 
 import dataclasses
@@ -20,21 +26,31 @@ import time
 
 import numpy as np
 
-PRESETS = {
-    "quick": {"seeds": (0,), "smprt_n": 10, "max_inputs": 16},
-    "thorough": {"seeds": (0, 1, 2), "smprt_n": 50, "max_inputs": 64},
-}
-DEFAULT_METHODS = ("gradient", "gradient_x_input", "guided_backprop", "integrated_gradients", "gradcam",
-                   "guided_gradcam")
-SMPRT_ORDER = "bottom_up"
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """How much a check does: randomization seeds, sMPRT's noisy samples, the most inputs used."""
+
+    seeds: tuple
+    smprt_n: int
+    max_inputs: int
+
+
+PRESETS = {"quick": Preset((0,), 10, 16), "thorough": Preset((0, 1, 2), 50, 64)}
+# The methods of Adebayo et al. (2018), Sec. 2, and SmoothGrad of the gradient. Methods whose rules or layer
+# needs the model does not meet (GradCAM without a [B, H, W, C] layer) are skipped with the reason.
+DEFAULT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "guided_backprop", "gradcam",
+                   "guided_gradcam", "gradient_sg")
+SMPRT_ORDER = "bottom_up"  # Quantus' default for sMPRT and eMPRT (its authors advise against top down)
 
 
 def passes_per_input(method, settings=None):
-    """Forward + backward passes one input costs `method` with `settings`: IG's integration ``steps``,
-    times the noise tunnel's ``n`` samples, times 2 for a paired pass on ``[x; reference]``
-    (``signal == "contribution"``, DeepLIFT); 1 for a method with none of these (e.g. a user's function)."""
+    """Forward + backward passes one input costs `method` with `settings`: its ``passes`` (2 for Guided GradCAM),
+    times IG's integration ``steps``, times the noise tunnel's ``n`` samples, times 2 for a paired pass on
+    ``[x; reference]`` (``signal == "contribution"``, DeepLIFT); 1 for a method with none of these (e.g. a
+    user's function)."""
     s = {**method.settings, **(settings or {})}
-    passes = int(s.get("steps", 1)) if "steps" in method.settings else 1
+    passes = method.passes * (int(s.get("steps", 1)) if "steps" in method.settings else 1)
     if method.noise_tunnel:
         passes *= int(s.get("n", 1))
     if method.signal == "contribution":
@@ -78,9 +94,10 @@ def _duration(seconds):
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def time_pass(model, x, *, repeats=3):
-    """``(seconds per pass, compile seconds)``: one compiled gradient of a batch of the engine's size
-    (the inputs tiled), the median of `repeats` calls after a first, compiling call."""
+def pass_time(model, x, *, repeats=5):
+    """``(wall, CPU, compile)`` seconds: one pass of one input (wall and process CPU time), from the fastest of
+    `repeats` calls of one compiled gradient on a batch of the engine's size (the inputs tiled), after a
+    first, compiling call (its wall seconds: compile). The fastest call is the least any run must spend."""
     from tf_sanity.attribution import engine
 
     rows = engine.DEFAULT_BATCH_SIZE
@@ -90,12 +107,13 @@ def time_pass(model, x, *, repeats=3):
     start = time.perf_counter()
     np.asarray(fn(batch, targets))
     compile_s = time.perf_counter() - start
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         np.asarray(fn(batch, targets))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) / rows, compile_s
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return min(walls) / rows, min(cpus) / rows, compile_s
 
 
 def preset_settings(preset, seeds=None, smprt_n=None):
@@ -105,43 +123,71 @@ def preset_settings(preset, seeds=None, smprt_n=None):
     if preset not in PRESETS:
         raise unknown_name("preset", preset, PRESETS)
     p = PRESETS[preset]
-    return tuple(seeds if seeds is not None else p["seeds"]), int(smprt_n or p["smprt_n"]), p["max_inputs"]
+    return tuple(p.seeds if seeds is None else seeds), int(p.smprt_n if smprt_n is None else smprt_n), p.max_inputs
+
+
+def count_passes(per_input, n, stages, seeds, smprt_n, *, smprt=None, invariance=None, data=False):
+    """``{part: passes}`` of a run (module docstring).
+
+    Args:
+      per_input: method name -> passes per input (every method that runs, the user's included).
+      n: inputs; stages: order -> number of stages; seeds: randomization seeds; smprt_n: sMPRT's N.
+      smprt: names of the methods sMPRT smooths and its number of stages, ``(names, stages)``, or None
+        (token ids); invariance: names of the methods input invariance explains, or None (not applicable).
+      data: whether the data randomization test runs.
+    """
+    every = sum(per_input.values()) * n
+    smooth = 0
+    if smprt is not None:
+        names, smprt_stages = smprt
+        smooth = sum(per_input[m] for m in names) * n * smprt_n * (1 + len(seeds) * smprt_stages)
+    return {"trained model": every,
+            "model randomization": every * len(seeds) * sum(stages.values()),
+            "sMPRT": smooth,
+            "random logit": every,
+            "input invariance": 2 * sum(per_input[m] for m in invariance) * n if invariance else 0,
+            "data randomization": 2 * every if data else 0}
 
 
 def estimate(model, inputs, methods, orders, preset="quick", *, seeds=None, smprt_n=None, groups=None,
-             method_settings=None, extra_methods=(), random_label_model=False, pass_time=None):
+             method_settings=None, extra_methods=(), random_label_model=False, input_kind=None, pass_time_s=None):
     """The pass floor of a check run (module docstring for what is counted).
 
     Args:
-      model: the model to check; inputs: the ``[n, ...]`` inputs it will explain.
+      model: the model to check (a softmax at its end is dropped, as the run does); inputs: the
+        ``[n, ...]`` inputs it will explain (the first ``max_inputs`` of the preset).
       methods: method names (None: :data:`DEFAULT_METHODS`); extra_methods: the user's
         :class:`~tf_sanity.attribution.registry.Method` objects.
-      orders: the randomization orders; preset, seeds, smprt_n: as ``tf_sanity.checks.run``.
-      groups: the randomization groups (default: the model's, :mod:`tf_sanity.checks.groups`).
-      method_settings: method -> settings.
-      random_label_model: whether the data randomization test runs (one more explanation).
-      pass_time: ``(seconds per pass, compile seconds)`` if already measured (else :func:`time_pass`).
+      orders: the randomization orders; preset, seeds, smprt_n, groups, method_settings: as
+        :func:`tf_sanity.checks.run`.
+      random_label_model: whether the data randomization test runs.
+      input_kind: as :func:`tf_sanity.checks.run` (default: inferred).
+      pass_time_s: ``(seconds per pass, compile seconds)`` if already measured (else :func:`pass_time`).
 
     Returns:
       :class:`Estimate`.
     """
     from tf_sanity.attribution import registry
-    from tf_sanity.checks import randomization
+    from tf_sanity.checks import invariance, model_views
+    from tf_sanity.checks.randomization_test import stage_groups
 
-    seeds, smprt_n, _ = preset_settings(preset, seeds, smprt_n)
+    seeds, smprt_n, max_inputs = preset_settings(preset, seeds, smprt_n)
+    x = np.asarray(inputs)[:max_inputs]
+    model, _ = model_views.logits_model(model)
+    kind = model_views.input_kind(model, x, input_kind)
     chosen = [registry.get(m) for m in (DEFAULT_METHODS if methods is None else methods)] + list(extra_methods)
-    n = len(inputs)
-    n_groups = len(randomization.resolve_groups(model, groups))
-    stages = {order: n_groups for order in orders}
-    per_input = sum(passes_per_input(m, (method_settings or {}).get(m.name)) for m in chosen)
-    explanations = {
-        "model randomization": 1 + sum(stages.values()),
-        "sMPRT": smprt_n * (1 + n_groups),
-        "eMPRT": 1,
-        "random logit + input invariance": 2,
-        "data randomization": int(bool(random_label_model)),
-    }
-    by_test = {k: v * per_input * n * len(seeds) for k, v in explanations.items()}
-    by_test["data randomization"] //= len(seeds)  # the random-label model is not randomized per seed
-    seconds, compile_s = pass_time if pass_time is not None else time_pass(model, inputs)
-    return Estimate(sum(by_test.values()), by_test, seconds, compile_s, stages, seeds, smprt_n, n)
+    per_input = {m.name: passes_per_input(m, (method_settings or {}).get(m.name)) for m in chosen}
+    stages = {order: len(stage_groups(model, order, groups)) for order in orders}
+    tokens = kind == "tokens"
+    smprt = None if tokens else ([m.name for m in chosen if not m.noise_tunnel], stages.get(
+        SMPRT_ORDER, len(stage_groups(model, SMPRT_ORDER, groups))))
+    absorbed = not tokens and not invariance.why_not_absorbed(invariance.first_layer(model))
+    registered = [m.name for m in chosen if m.name in registry.METHODS] if absorbed else None
+    by_test = count_passes(per_input, len(x), stages, seeds, smprt_n, smprt=smprt, invariance=registered,
+                           data=bool(random_label_model))
+    if pass_time_s is None:
+        explained, ex = (model, x) if not tokens else (model_views.split_tokens(model).rest,
+                                                        model_views.split_tokens(model).embedded(x))
+        wall, _, compile_s = pass_time(explained, ex)
+        pass_time_s = (wall, compile_s)
+    return Estimate(sum(by_test.values()), by_test, pass_time_s[0], pass_time_s[1], stages, seeds, smprt_n, len(x))

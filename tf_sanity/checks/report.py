@@ -21,7 +21,9 @@ import json
 import math
 import pathlib
 import re
+import time
 
+from tf_sanity.checks.controls import EDGE_DETECTOR, IGNORING_WORDS, INPUT_CONTROL
 from tf_sanity.checks.report_figures import curve_figures, grid_figures, label as _label
 from tf_sanity.checks.result import TESTS
 
@@ -81,28 +83,55 @@ def _orders(result):
     return [o for o in ("top_down", "bottom_up", "independent") if any(v.order == o for v in result.verdicts)]
 
 
+def _ignoring(result):
+    """The control that ignores the model in this result: the edge detector (images) or the input control."""
+    return EDGE_DETECTOR if result.settings.get("input_kind", "image") == "image" else INPUT_CONTROL
+
+
+def _verdict_cell(v, like):
+    until = f"{like} up to {v.edge_like_until}" if v.edge_like_until else f"never {like}"
+    return Cell(v.verdict, VERDICT_CLASS.get(v.verdict, "undecided"), f"{until}; {v.reason}")
+
+
+BASELINE_NOTE = ("{names} multiply by (input - baseline): wherever the input equals the baseline "
+                 "(e.g. MNIST's black background) their maps are zero for every model, so those pixels agree across "
+                 "model states and raise {metric} whatever the network does (Sundararajan & Taly 2018, Sec. 3.1). "
+                 "Their second line reads the same rule on `{nz}`, the pixels the baseline forces to zero left out; "
+                 "the verdict (and --fail-on) stays on the paper's `{metric}`.")
+
+
 def _verdict_section(result):
     orders = _orders(result)
     by = {(v.method, v.order): v for v in result.verdicts}
+    second = {(v.method, v.order): v for v in result.baseline_verdicts}
+    like = "edge-like" if _ignoring(result) == EDGE_DETECTOR else "input-like"
+    metric = result.verdicts[0].metric if result.verdicts else result.settings.get("verdict_metric", "spearman_abs")
+    nz = result.settings.get("baseline_metric", "spearman_nz")
     rows = []
     for method in sorted({v.method for v in result.verdicts}):
         cells = [Cell(_label(method))]
         for order in orders:
             v = by.get((method, order))
-            if v is None:
-                cells.append(Cell("-"))
-                continue
-            until = f"edge-like up to {v.edge_like_until}" if v.edge_like_until else "never edge-like"
-            cells.append(Cell(v.verdict, VERDICT_CLASS.get(v.verdict, "undecided"), f"{until}; {v.reason}"))
+            cells.append(_verdict_cell(v, like) if v is not None else Cell("-"))
         rows.append(cells)
-    metric = result.verdicts[0].metric if result.verdicts else "spearman_abs"
+        if any((method, o) in second for o in orders):
+            cells = [Cell(f"{_label(method)}: on pixels the baseline does not force to zero ({nz})")]
+            for order in orders:
+                v = second.get((method, order))
+                cells.append(_verdict_cell(v, like) if v is not None else Cell("-"))
+            rows.append(cells)
+    ignoring = IGNORING_WORDS[_ignoring(result)]
     blocks = [("heading", 2, "Verdicts"),
               ("text", f"Model parameter randomization ({TESTS['model_randomization'][1]}), read on `{metric}` "
-                       f"between the two controls: one row per method, one column per order.")]
+                       f"between the two controls ({ignoring} and the random attribution): one row per method, "
+                       "one column per order.")]
     if rows:
         blocks.append(("table", ["method", *orders], rows))
     else:
         blocks.append(("text", "No verdicts: the run produced none (see the skipped methods and notes below)."))
+    if second:
+        names = " and ".join(_label(m) for m in sorted({m for m, _ in second}))
+        blocks.append(("text", BASELINE_NOTE.format(names=names, metric=metric, nz=nz)))
     blocks += [("heading", 3, "The rule, in words")] + rule_in_words()
     return blocks
 
@@ -123,7 +152,8 @@ def _numbers_section(result):
     return [("heading", 2, "The numbers behind the verdicts"),
             ("text", f"At the last stage of each order: the median over inputs with its {level:.0%} bootstrap interval, "
                      "enveloped over seeds, for the method and the two controls, and the halfway band."),
-            ("table", ["method", "order", "stage", "method's median", "edge detector", "random", "halfway band", "class",
+            ("table", ["method", "order", "stage", "method's median", IGNORING_WORDS[_ignoring(result)], "random",
+                       "halfway band", "class",
                        "seeds", "inputs"], rows)]
 
 
@@ -171,10 +201,13 @@ def _record_section(result):
                ("table", ["package", "version"], [[Cell(k), Cell(str(v))] for k, v in result.versions.items()])]
     t = result.timings
     rows = [[Cell(k), Cell(_fmt(v, 4))] for k, v in t.items()]
-    if t.get("passes") and t.get("pass_time_s") and t.get("explain_s"):
-        floor = t["passes"] * t["pass_time_s"]
-        rows.append([Cell("explain_s / (passes x pass_time_s)"), Cell(f"{t['explain_s'] / floor:.2f}")])
-    blocks += [("heading", 2, "Timings"), ("table", ["what", "value"], rows)]
+    for suffix in ("_s", "_cpu_s"):  # the explanations against their pass floor, wall and process CPU time
+        if t.get("floor" + suffix) and t.get("explain" + suffix):
+            rows.append([Cell(f"explain{suffix} / floor{suffix}"), Cell(f"{t['explain' + suffix] / t['floor' + suffix]:.2f}")])
+    blocks += [("heading", 2, "Timings"),
+               ("text", "Wall seconds (`_s`) and process CPU seconds (`_cpu_s`, what a shared machine's load changes "
+                        "least); the floor is passes x the fastest measured pass."),
+               ("table", ["what", "value"], rows)]
     return blocks
 
 
@@ -194,15 +227,19 @@ def blocks(result):
     failing = result.failing()
     intro += (f"Methods that fail the check: {', '.join(map(_label, failing))}." if failing
               else "No method fails the check.")
-    control_note = ("Grey curves are the controls: the edge detector (dashed, ignores the model: the \"fails\" end) "
-                    "and a random attribution drawn afresh for each model state (dotted: the \"changed completely\" "
-                    "end). Mean +- 1 std over inputs; the first point is the trained model.")
+    control_note = (f"Grey curves are the controls: {IGNORING_WORDS[_ignoring(result)]} (dashed, ignores the model: "
+                    "the \"fails\" end) and a random attribution drawn afresh for each model state (dotted: the "
+                    "\"changed completely\" end). Mean +- 1 std over inputs; the first point is the trained model.")
     grid_note = ("Rows: methods; columns: the trained model ('original') then each stage. Absolute: |mask| summed "
                  "over channels, clipped at the 99th percentile; diverging: positive red, negative blue.")
+    wall, cpu = time.perf_counter(), time.process_time()
+    curves, grids = curve_figures(result), grid_figures(result)
+    result.timings["figures_s"] = time.perf_counter() - wall  # the figures' cost, beside the passes'
+    result.timings["figures_cpu_s"] = time.process_time() - cpu
     return ([("heading", 1, f"Sanity check of {result.model_name}"), ("text", intro)]
             + _verdict_section(result) + _numbers_section(result)
-            + _figure_section("Similarity over the randomization stages", control_note, curve_figures(result))
-            + _figure_section("Mask grids", grid_note, grid_figures(result))
+            + _figure_section("Similarity over the randomization stages", control_note, curves)
+            + _figure_section("Mask grids", grid_note, grids)
             + _tests_section(result) + _record_section(result))
 
 
@@ -309,7 +346,9 @@ def write_json(result, path):
     """Writes the verdicts (with the numbers behind them), the other tests' summaries, the skipped methods,
     the settings, versions and timings as JSON (NaN as null)."""
     payload = {"model": result.model_name, "failing": result.failing(),
-               "verdicts": [dataclasses.asdict(v) for v in result.verdicts], "summaries": result.summaries,
+               "verdicts": [dataclasses.asdict(v) for v in result.verdicts],
+               "baseline_verdicts": [dataclasses.asdict(v) for v in result.baseline_verdicts],
+               "summaries": result.summaries,
                "skipped": result.skipped, "settings": result.settings, "versions": result.versions,
                "timings": result.timings}
     pathlib.Path(path).write_text(json.dumps(_json_safe(payload), indent=1), encoding="utf-8")

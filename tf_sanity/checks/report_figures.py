@@ -14,10 +14,10 @@ import io
 
 import numpy as np
 
-from tf_sanity.checks.controls import EDGE_DETECTOR, RANDOM_ATTRIBUTION
+from tf_sanity.checks.controls import EDGE_DETECTOR, INPUT_CONTROL, RANDOM_ATTRIBUTION
 from tf_sanity.checks.result import TESTS
 
-CONTROLS = (EDGE_DETECTOR, RANDOM_ATTRIBUTION)
+CONTROLS = (EDGE_DETECTOR, INPUT_CONTROL, RANDOM_ATTRIBUTION)  # drawn in grey, in this order
 CURVE_TESTS = ("model_randomization", "smprt")
 GRID_INPUTS = 2
 MAX_GRID_STAGES = 8
@@ -45,7 +45,8 @@ def label(method):
     from tf_sanity.attribution.registry import LABELS
     from tf_sanity.checks import controls
 
-    known = {**LABELS, **{m.name: m.label for m in (controls.edge_detector(), controls.random_attribution())}}
+    known = {**LABELS, **{m.name: m.label for m in (controls.edge_detector(), controls.input_control(),
+                                                    controls.random_attribution())}}
     return known.get(method, method)
 
 

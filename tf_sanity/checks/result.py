@@ -39,26 +39,34 @@ class CheckResult:
     Attributes:
       rows: tidy rows of every test (module docstring).
       verdicts: :class:`tf_sanity.checks.verdict.Verdict` per (method, order) of the model
-        randomization test, placed between the controls.
+        randomization test, placed between the controls, on the paper's ``settings["verdict_metric"]``
+        (``spearman_abs``).
+      baseline_verdicts: the same rule on ``settings["baseline_metric"]`` (``spearman_nz``: the pixels
+        the method's baseline forces to zero left out, Sundararajan & Taly 2018) for the methods with a
+        baseline (Gradient x Input, IG); a second reading that :meth:`failing` does not use.
       summaries: one dict per (test, method) for tests that are not read through verdicts (random
         logit, CSC, input invariance, completeness, eMPRT, data randomization): ``test, method,
         value, low, high, passed`` (True / False / None), ``note`` (one sentence in words).
       skipped: method -> the one-line reason it was not run (e.g. a layer its rules do not support).
       settings: everything that determines the numbers: ``preset, methods, orders, seeds,
-        n_inputs, input_kind, similarities, groups, smprt_n, method_settings, targets``, and
-        ``notes`` (e.g. "the model ends in softmax: explained on its logits").
+        n_inputs, input_kind, similarities, groups, smprt_n, smprt_order, method_settings, targets,
+        verdict_metric, baseline_metric``, and ``notes`` (e.g. "the model ends in softmax: explained
+        on its logits").
       model_name: the model's name (or its file name).
       inputs_preview: the first few inputs ``[k, ...]`` (for mask grids; image inputs only).
-      masks: ``{(order, stage, method): [k, ...] masks}`` of those inputs, ``stage="original"`` for
-        the trained model.
+      masks: ``{(order, stage, method): [k, ...] masks}`` of those inputs, ``(order, "original", method)``
+        for the trained model under every order.
       stages: ``{order: [stage names in the order's order]}``.
-      timings: ``passes`` (forward + backward passes run), ``pass_time_s`` (measured time of one
-        pass), ``explain_s``, ``metrics_s``, ``bootstrap_s``, ``figures_s``, ``total_s``.
+      timings: ``passes`` (forward + backward passes run), ``pass_time_s`` / ``pass_cpu_s`` (wall / CPU
+        seconds of one pass), ``floor_s`` / ``floor_cpu_s`` (passes x those), ``explain_s``, ``metrics_s``,
+        ``bootstrap_s`` and their ``*_cpu_s``, ``figures_s`` / ``figures_cpu_s`` (filled by the report),
+        ``total_s``.
       versions: ``tensorflow, keras, tf_sanity, python``.
     """
 
     rows: list
     verdicts: list
+    baseline_verdicts: list = dataclasses.field(default_factory=list)
     summaries: list = dataclasses.field(default_factory=list)
     skipped: dict = dataclasses.field(default_factory=dict)
     settings: dict = dataclasses.field(default_factory=dict)
@@ -70,7 +78,8 @@ class CheckResult:
     versions: dict = dataclasses.field(default_factory=dict)
 
     def failing(self):
-        """Methods with an "insensitive (fails the check)" verdict in any order."""
+        """Methods with an "insensitive (fails the check)" verdict in any order, on the primary metric
+        (:attr:`verdicts`; :attr:`baseline_verdicts` are shown beside them, not counted)."""
         from tf_sanity.checks.verdict import INSENSITIVE
         return sorted({v.method for v in self.verdicts if v.verdict == INSENSITIVE})
 

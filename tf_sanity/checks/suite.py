@@ -20,7 +20,6 @@ Presets (:data:`PRESETS`): ``quick`` = 1 seed, sMPRT with N = 10, at most 16 inp
 sMPRT with N = 50, at most 64 inputs. Both run every order given (default all three) and eMPRT.
 """
 
-import dataclasses
 import hashlib
 import time
 import warnings
@@ -30,31 +29,20 @@ from tqdm import tqdm
 
 from tf_sanity.attribution import engine, methods as methods_lib
 from tf_sanity.checks import model_views, summaries as summaries_lib, verdict as verdict_lib
+from tf_sanity.checks.plan import DEFAULT_METHODS, PRESETS, SMPRT_ORDER, pass_time, preset_settings
 from tf_sanity.checks.randomization_test import ORDERS, resolve_similarities, stage_groups
 from tf_sanity.checks.result import CheckResult
-from tf_sanity.checks.controls import EDGE_DETECTOR
-from tf_sanity.checks.units import INPUT_CONTROL, Check, Clock, timed
+from tf_sanity.checks.controls import ignoring_control
+from tf_sanity.checks.units import Check, Clock, timed
 from tf_sanity.errors import SanityError, unknown_name
 from tf_sanity.store import Store
 
 
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """How much a check does: randomization seeds, sMPRT's noisy samples, the most inputs used."""
-
-    seeds: tuple
-    smprt_n: int
-    max_inputs: int
-
-
-PRESETS = {"quick": Preset((0,), 10, 16), "thorough": Preset((0, 1, 2), 50, 64)}
-
-# The methods of Adebayo et al. (2018), Sec. 2, and SmoothGrad of the gradient. Methods whose rules or
-# layer needs the model does not meet (GradCAM without a [B, H, W, C] layer) are skipped with the reason.
-DEFAULT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "guided_backprop", "gradcam",
-                   "guided_gradcam", "gradient_sg")
-SMPRT_ORDER = "bottom_up"  # Quantus' default for sMPRT and eMPRT (its authors advise against top down)
-VERDICT_METRIC = "spearman_abs"
+VERDICT_METRIC = "spearman_abs"  # the paper's (Adebayo et al. 2018, Sec. 3): the verdicts and failing() read it
+# A second reading for methods with a baseline (Method.baseline): the pixels where the input equals the baseline
+# get zero attribution from any model, so they agree across model states and raise spearman_abs (Sundararajan &
+# Taly 2018, Sec. 3.1); spearman_nz leaves them out.
+BASELINE_METRIC = "spearman_nz"
 
 
 MIN_IMAGE_SIDE = 16  # SSIM's 11 x 11 window and HOG's 2 x 2 blocks of 7 x 7 cells fit
@@ -117,23 +105,6 @@ class _Memory:
         return {u: self.units[u][1] for u in units if self.units[u][1]}
 
 
-def pass_time(model, x, repeats=5, rows=engine.DEFAULT_BATCH_SIZE):
-    """``(wall, CPU)`` seconds of one forward + backward pass of one input, `rows` inputs per call: the fastest
-    of `repeats` calls (the floor is the least any implementation must spend)."""
-    fn = engine.gradient_function(model)
-    batch = np.resize(np.asarray(x, np.float32), (rows,) + x.shape[1:])
-    targets = np.zeros(rows, np.int32)
-    np.asarray(fn(batch, targets))  # compiled and warm
-    walls, cpus = [], []
-    for _ in range(repeats):
-        clock = Clock()
-        with clock("pass"):
-            np.asarray(fn(batch, targets))
-        walls.append(clock.wall["pass"])
-        cpus.append(clock.cpu["pass"])
-    return min(walls) / rows, min(cpus) / rows
-
-
 def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, preset="quick", seeds=None,
         smprt_n=None, similarities=None, groups=None, method_settings=None, extra_methods=(), train_fn=None,
         random_label_model=None, out=None, progress=True, input_kind=None):
@@ -155,24 +126,20 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
       progress: show a progress bar. input_kind: one of :data:`INPUT_KINDS` (default: inferred).
     """
     start = time.perf_counter()
-    if preset not in PRESETS:
-        raise unknown_name("preset", preset, PRESETS)
-    p = PRESETS[preset]
+    seeds, smprt_n, max_inputs = preset_settings(preset, seeds, smprt_n)  # the table the estimate reads too
     for order in orders:
         if order not in ORDERS:
             raise unknown_name("order", order, ORDERS)
     model, note = model_views.logits_model(model)
     kind = model_views.input_kind(model, inputs, input_kind)
-    x, given, _ = methods_lib.check_inputs(model, np.asarray(inputs)[:p.max_inputs], 0)
-    targets = targets if isinstance(targets, str) else np.asarray(targets)[:p.max_inputs]
+    x, given, _ = methods_lib.check_inputs(model, np.asarray(inputs)[:max_inputs], 0)
+    targets = targets if isinstance(targets, str) else np.asarray(targets)[:max_inputs]
     if not isinstance(targets, str):
         methods_lib.check_inputs(model, x, targets)
     names = list(DEFAULT_METHODS if methods is None else methods)
     for name in names:
         methods_lib.get(name)
     extras = [_extra(item) for item in extra_methods]
-    seeds = tuple(p.seeds if seeds is None else seeds)
-    smprt_n = p.smprt_n if smprt_n is None else smprt_n
     sim_names = list(similarities or default_similarities(kind, [methods_lib.get(n) for n in names], x.shape))
     clock = Clock()
     sims = {k: timed(fn, clock) for k, fn in resolve_similarities(sim_names).items()}
@@ -184,28 +151,32 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
                   n_inputs=len(x), input_kind=kind, similarities=sim_names, groups=stages.get("top_down") or
                   next(iter(stages.values()), []), smprt_n=smprt_n, smprt_order=SMPRT_ORDER,
                   method_settings=settings, targets=targets if isinstance(targets, str) else "given",
-                  verdict_metric=VERDICT_METRIC, notes=[note] if note else [])
+                  verdict_metric=VERDICT_METRIC, baseline_metric=BASELINE_METRIC, notes=[note] if note else [])
     units = _units(check, orders, seeds, stages, kind, train_fn is not None or random_label_model is not None)
     store = (_Memory() if out is None else
              Store(out, "check", preset, repr(sorted(record.items())), _fingerprint(model, x, targets)))
     todo = [u for u in units if not store.done(u)]
+    if len(todo) < len(units):
+        record["notes"].append(f"resumed: {len(units) - len(todo)} of {len(units)} units were read from {out}; "
+                               "the timings count this session's work only")
     passes = engine.PASSES[0]
     for unit in tqdm(todo, desc="tf-sanity check", unit="unit", disable=not progress, dynamic_ncols=True):
         with clock("units"):
             store.write(unit, units[unit]())
-    one_pass = pass_time(*check.explained()) if todo else (0.0, 0.0)
+    one_pass = pass_time(*check.explained())[:2] if todo else (0.0, 0.0)
     rows = [r for r in store.rows(list(units)) if "test" in r]
     skipped = {r["method"]: r["reason"] for r in store.rows(["trained"])}
+    baselined = [n for n, m in check.methods.items() if n not in skipped and m.baseline(settings.get(n)) is not None]
     with clock("bootstrap"):
-        verdicts, summaries = _judge(rows, EDGE_DETECTOR if kind == "image" else INPUT_CONTROL)
+        verdicts, baseline_verdicts, summaries = _judge(rows, ignoring_control(kind).name, baselined)
     reason = check.invariance_reason()
     if reason:
         summaries += [dict(test="input_invariance", method=m, value=float("nan"), low=float("nan"), high=float("nan"),
                            passed=None, note=f"not applicable: {reason}") for m in record["methods"] if m not in skipped]
     timings = _timings(clock, engine.PASSES[0] - passes, one_pass, time.perf_counter() - start)
-    record["notes"] += [f"skipped {m}: {r}" for m, r in skipped.items()]
     masks = _masks(store.arrays(list(units)), orders)
-    return CheckResult(rows=rows, verdicts=verdicts, summaries=summaries, skipped=skipped, settings=record,
+    return CheckResult(rows=rows, verdicts=verdicts, baseline_verdicts=baseline_verdicts, summaries=summaries,
+                       skipped=skipped, settings=record,
                        model_name=model.name, inputs_preview=x[:4] if kind == "image" else None, masks=masks,
                        stages=stages, timings=timings, versions=versions())
 
@@ -247,15 +218,20 @@ def _units(check, orders, seeds, stages, kind, data):
     return units
 
 
-def _judge(rows, edge):
-    """The verdicts of the model randomization test and the summaries of the other tests; `edge`: the control
-    that ignores the model (the edge detector for images, :func:`~tf_sanity.checks.units.input_control` else)."""
+def _judge(rows, edge, baselined=()):
+    """``(verdicts, baseline verdicts, summaries)``: the verdicts of the model randomization test on
+    :data:`VERDICT_METRIC`, the same rule on :data:`BASELINE_METRIC` for the `baselined` methods (those with
+    a baseline), and the summaries of the other tests. `edge`: the control that ignores the model (the edge
+    detector for images, :func:`~tf_sanity.checks.controls.input_control` else)."""
     randomization_rows = [r for r in rows if r["test"] == "model_randomization"]
     with warnings.catch_warnings():  # all-NaN similarities (e.g. GradCAM's all-zero maps) give NaN intervals
         warnings.simplefilter("ignore", RuntimeWarning)
         verdicts = (verdict_lib.verdicts(randomization_rows, metric=VERDICT_METRIC, edge=edge) if randomization_rows
                     else [])
-        return verdicts, summaries_lib.summaries(rows, edge)
+        nz = [r for r in randomization_rows if r["metric"] == BASELINE_METRIC]
+        second = [v for v in verdict_lib.verdicts(nz, metric=BASELINE_METRIC, edge=edge) if v.method in baselined
+                  ] if baselined and nz else []
+        return verdicts, second, summaries_lib.summaries(rows, edge)
 
 
 def _masks(arrays, orders):

@@ -9,7 +9,7 @@ Each summary is ``test, method, value, low, high, passed, note`` (:class:`tf_san
   same halfway rule between the controls. A map that ignores the class or the labels (the edge detector for
   images, the input itself for other inputs) has similarity 1.
 * The control that ignores the model is the edge detector for images and the input itself otherwise
-  (:func:`tf_sanity.checks.units.input_control`); the verdict rule reads it as the "fails" end either way.
+  (:func:`tf_sanity.checks.controls.input_control`); the verdict rule reads it as the "fails" end either way.
 * **eMPRT** (Hedström et al. 2023, Sec. 4.2): the complexity rise must be resolved above 0 (its interval's
   low end > 0: passed), below or at 0 fails, else undecided. Its controls do not bracket it.
 * **CSC** (Sixt et al. 2020, Sec. 5.1): at the lowest layer read, the median ``|cos|`` must lie nearer the
@@ -22,10 +22,10 @@ Each summary is ``test, method, value, low, high, passed, note`` (:class:`tf_san
 import numpy as np
 
 from tf_sanity.checks import invariance, verdict
-from tf_sanity.checks.controls import EDGE_DETECTOR, RANDOM_ATTRIBUTION
+from tf_sanity.checks.controls import EDGE_DETECTOR, INPUT_CONTROL, RANDOM_ATTRIBUTION
 from tf_sanity.checks.statistics import bootstrap_interval
 
-CONTROLS = (EDGE_DETECTOR, "input_control", RANDOM_ATTRIBUTION)
+CONTROLS = (EDGE_DETECTOR, INPUT_CONTROL, RANDOM_ATTRIBUTION)
 PASSED = {"sensitive": True, "edge-like": False, "undecided": None}
 VERDICT_PASSED = {verdict.SENSITIVE: True, verdict.INSENSITIVE: False, verdict.INCONCLUSIVE: None}
 

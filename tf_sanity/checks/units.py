@@ -30,15 +30,6 @@ from tf_sanity.checks.randomization_test import (SIMILARITIES, data_randomizatio
 from tf_sanity.errors import SanityError
 
 PREVIEW = 4  # inputs whose masks are kept for the report's mask grids
-INPUT_CONTROL = "input_control"
-
-
-def input_control():
-    """The model-ignoring end of the scale for non-image inputs, where no edge detector applies: the input
-    itself as the attribution. Like the edge detector it is a function of the input alone, so its similarity
-    between any two model states is 1 (Adebayo et al. 2018, Sec. 1: a map that ignores the model)."""
-    return methods_lib.Method(INPUT_CONTROL, "Input (control)", lambda model, x, targets: np.array(x, np.float32),
-                              {}, short_label="Input", signal="map")
 NO_STAGE = dict(order="", stage="", stage_index=0)
 
 
@@ -113,7 +104,7 @@ class Check:
     def controls(self, unit):
         """The controls of one unit: their random draws seeded by the unit's name (resumable, deterministic)."""
         random = controls.random_attribution(randomization.group_seed(0, unit))
-        return [controls.edge_detector() if self.kind == "image" else input_control(), random]
+        return [controls.ignoring_control(self.kind), random]
 
     def active(self):
         """The methods that run: those whose trained masks could be computed."""

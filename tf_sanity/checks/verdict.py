@@ -5,8 +5,9 @@ method and for each control (:mod:`tf_sanity.checks.controls`), take the median 
 percentile-bootstrap interval over inputs (:func:`tf_sanity.checks.statistics.bootstrap_interval`),
 once per randomization seed, and keep the envelope over seeds (the lowest low, the highest high), so
 that what is said below holds for every seed. The edge detector ignores the model (the "fails the
-check" end, similarity about 1); the random attribution changes completely at every model state (the
-"changed completely" end, about 0). The **halfway band** runs from halfway between the two controls'
+check" end, similarity about 1; for inputs other than images the input itself, the input control, plays
+its part); the random attribution changes completely at every model state (the "changed completely"
+end, about 0). The **halfway band** runs from halfway between the two controls'
 low ends to halfway between their high ends. At that stage the method is
 
 * **sensitive** when its whole interval lies below the halfway band: it is nearer to the random
@@ -36,7 +37,7 @@ from typing import Optional
 
 import numpy as np
 
-from tf_sanity.checks.controls import EDGE_DETECTOR, RANDOM_ATTRIBUTION
+from tf_sanity.checks.controls import EDGE_DETECTOR, IGNORING_WORDS, RANDOM_ATTRIBUTION
 from tf_sanity.checks.statistics import bootstrap_interval
 from tf_sanity.errors import SanityError
 
@@ -156,11 +157,11 @@ def verdicts(rows, *, metric="spearman_abs", level=0.99, n_resamples=10_000, boo
             numbers.append(StageNumbers(stage, index[order, stage], m, e, r, band, position, kind))
         seeds = sorted({s for s in values[method, order, stages[0]]})
         out.append(_verdict(method, order, metric, numbers, tuple(seeds),
-                            len(values[method, order, stages[0]][seeds[0]]), level))
+                            len(values[method, order, stages[0]][seeds[0]]), level, IGNORING_WORDS.get(edge, edge)))
     return out
 
 
-def _verdict(method, order, metric, numbers, seeds, n_inputs, level):
+def _verdict(method, order, metric, numbers, seeds, n_inputs, level, ignoring=IGNORING_WORDS[EDGE_DETECTOR]):
     edge_like = tuple(n.stage for n in numbers if n.kind == "edge-like")
     until = None
     for n in numbers:
@@ -171,10 +172,14 @@ def _verdict(method, order, metric, numbers, seeds, n_inputs, level):
     where = f"at the fully randomized stage {numbers[-1].stage!r}" if order in CASCADING else "for every group"
     if any(n.random.high >= n.edge.low for n in decisive):
         verdict, reason = INCONCLUSIVE, "the controls' intervals overlap: the similarity does not resolve the scale"
+    elif not all(np.isfinite(n.method.estimate) for n in decisive):
+        constant = ", ".join(n.stage for n in decisive if not np.isfinite(n.method.estimate))
+        verdict, reason = INCONCLUSIVE, (f"its maps are constant (e.g. all zero: the signal vanished) at {constant}, "
+                                         "so no similarity can be computed there")
     elif all(n.kind == "sensitive" for n in decisive):
-        verdict, reason = SENSITIVE, f"nearer the random control than the edge detector {where}"
+        verdict, reason = SENSITIVE, f"nearer the random control than {ignoring} {where}"
     elif all(n.kind == "edge-like" for n in decisive):
-        verdict, reason = INSENSITIVE, f"as similar as the edge detector {where}"
+        verdict, reason = INSENSITIVE, f"as similar as {ignoring} {where}"
     elif order in CASCADING:
         verdict, reason = INCONCLUSIVE, f"its interval reaches the halfway band between the controls {where}"
     else:
