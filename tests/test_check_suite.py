@@ -175,6 +175,22 @@ def test_unsupported_method_is_skipped_and_the_others_run():
     assert {v.method for v in result.verdicts} == {"gradient"}
 
 
+def test_policy_reaches_the_randomization_tests():
+    """`policy` changes the re-initialized values (so the similarities), is recorded, and a bad one fails in one line."""
+    model, x = _model("image"), _inputs("image")
+
+    def values(policy):
+        result = _run(model, x, methods=["gradient"], orders=("top_down",), policy=policy)
+        assert result.settings["policy"] == policy
+        return np.array([r["value"] for r in result.rows if r["test"] == "model_randomization"
+                         and r["method"] == "gradient" and r["metric"] == "spearman_abs"])
+
+    paper, code = values("paper"), values("original_code")
+    assert paper.shape == code.shape and not np.allclose(paper, code)
+    with pytest.raises(SanityError, match="randomization policy"):
+        _run(model, x, methods=["gradient"], orders=("top_down",), policy="nope")
+
+
 def test_rerun_reuses_units_and_is_deterministic(tmp_path):
     model, x = _model("sequence"), _inputs("sequence")
     calls = []

@@ -94,7 +94,8 @@ def _prepare(args):
     return data, dict(model=model, inputs=data.x, targets=targets, methods=methods, orders=tuple(orders),
                       preset=args.preset, seeds=seeds, smprt_n=args.smprt_n, method_settings=settings,
                       extra_methods=tuple(extra),
-                      train_fn=train_fn, random_label_model=random_label_model, input_kind=data.kind)
+                      train_fn=train_fn, random_label_model=random_label_model, input_kind=data.kind,
+                      policy=args.policy)
 
 
 def _summary(result, wall_s, out):
@@ -162,6 +163,10 @@ def add_parser(subparsers):
     p.add_argument("--set", action="append", metavar="METHOD.SETTING=VALUE",
                    help="a method's setting, e.g. integrated_gradients.steps=16 (repeatable; default: the method's "
                         "own defaults, e.g. 50 IG steps); the report's settings record it")
+    p.add_argument("--policy", choices=("paper", "original_code"), default="paper",
+                   help="re-initialization of the randomization tests: paper (truncated normal, std 0.01, BatchNorm "
+                        "statistics included; Adebayo et al. 2018, Sec. 3) or original_code (each layer's own "
+                        "initializer, trainable variables only); a deep network can lose its whole signal under paper")
     p.add_argument("--limit", type=int, help="inputs to use (default: the preset's maximum)")
     p.add_argument("--preprocess",
                    help="for image inputs read as raw 0..255 values: scale01, minus1to1, caffe, torch, or "

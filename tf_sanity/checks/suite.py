@@ -107,7 +107,7 @@ class _Memory:
 
 def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, preset="quick", seeds=None,
         smprt_n=None, similarities=None, groups=None, method_settings=None, extra_methods=(), train_fn=None,
-        random_label_model=None, out=None, progress=True, input_kind=None):
+        random_label_model=None, out=None, progress=True, input_kind=None, policy="paper"):
     """Runs the sanity checks on `model` (module docstring) and returns a :class:`CheckResult`.
 
     Args:
@@ -124,6 +124,10 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
         permuted labels; either adds the data randomization test.
       out: a folder where each unit is written as it finishes; a rerun reuses them (resumable).
       progress: show a progress bar. input_kind: one of :data:`INPUT_KINDS` (default: inferred).
+      policy: the re-initialization of the randomization tests (:data:`tf_sanity.checks.randomization.POLICIES`):
+        ``"paper"`` (every variable of a group, BatchNorm statistics included, from a truncated normal with
+        std 0.01; Adebayo et al. 2018, Sec. 3) or ``"original_code"`` (each layer's own initializer, trainable
+        variables only, as the authors' code did), or a ``Policy``.
     """
     start = time.perf_counter()
     seeds, smprt_n, max_inputs = preset_settings(preset, seeds, smprt_n)  # the table the estimate reads too
@@ -145,11 +149,13 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
     sims = {k: timed(fn, clock) for k, fn in resolve_similarities(sim_names).items()}
     settings = {n: dict((method_settings or {}).get(n, {})) for n in names}
     check = Check(model, x, targets, names, kind, settings=settings, sims=sims, groups=groups, smprt_n=smprt_n,
-                  clock=clock, extra_methods=extras, train_fn=train_fn, random_label_model=random_label_model)
+                  clock=clock, extra_methods=extras, train_fn=train_fn, random_label_model=random_label_model,
+                  policy=policy)
     stages = {o: [name for name, _ in stage_groups(model, o, groups)] for o in orders}
     record = dict(preset=preset, methods=names + [m.name for m in extras], orders=list(orders), seeds=list(seeds),
-                  n_inputs=len(x), input_kind=kind, similarities=sim_names, groups=stages.get("top_down") or
-                  next(iter(stages.values()), []), smprt_n=smprt_n, smprt_order=SMPRT_ORDER,
+                  n_inputs=len(x), input_kind=kind, policy=policy if isinstance(policy, str) else repr(policy),
+                  similarities=sim_names, groups=stages.get("top_down") or next(iter(stages.values()), []),
+                  smprt_n=smprt_n, smprt_order=SMPRT_ORDER,
                   method_settings=settings, targets=targets if isinstance(targets, str) else "given",
                   verdict_metric=VERDICT_METRIC, baseline_metric=BASELINE_METRIC, notes=[note] if note else [])
     units = _units(check, orders, seeds, stages, kind, train_fn is not None or random_label_model is not None)

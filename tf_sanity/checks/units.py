@@ -79,8 +79,8 @@ class Check:
     """The shared state of one check run (module docstring)."""
 
     def __init__(self, model, x, targets, names, kind, *, settings, sims, groups, smprt_n, clock,
-                 extra_methods=(), train_fn=None, random_label_model=None):
-        self.model, self.x, self.targets, self.kind = model, x, targets, kind
+                 extra_methods=(), train_fn=None, random_label_model=None, policy="paper"):
+        self.model, self.x, self.targets, self.kind, self.policy = model, x, targets, kind, policy
         self.settings, self.sims, self.groups, self.smprt_n = settings, sims, groups, smprt_n
         self.clock = clock
         self.split = model_views.split_tokens(model) if kind == "tokens" else None
@@ -154,7 +154,8 @@ class Check:
 
         rows = [dict(r, test="model_randomization", seed=seed) for r in model_randomization(
             self.model, self.x, self.targets, method_list, order=order, similarities=self.sims, groups=self.groups,
-            seed=seed, settings=self.settings, stages=[stage], originals=originals, on_masks=on_masks)]
+            policy=self.policy, seed=seed, settings=self.settings, stages=[stage], originals=originals,
+            on_masks=on_masks)]
         if last_emprt:
             for method, masks in kept.items():
                 with self.clock("metrics"):
@@ -181,7 +182,8 @@ class Check:
                    m.name == controls.RANDOM_ATTRIBUTION}
         self._smooth_originals.update(self.explain(self.model, missing, self.trained_targets()))
         rows = refinements.smooth_mprt(self.model, self.x, self.targets, method_list, n=self.smprt_n, order=order,
-                                       groups=self.groups, seed=seed, settings=self.settings, stages=[stage],
+                                       groups=self.groups, policy=self.policy, seed=seed, settings=self.settings,
+                                       stages=[stage],
                                        originals=dict(self._smooth_originals), similarities=self.sims_named(
                                            {"spearman_abs_flat": refinements.spearman_abs_flat}))
         return [dict(r, seed=seed) for r in rows]
