@@ -31,12 +31,12 @@ def step_function(model, optimizer, kernels, decay, x_train, y_train, *, augment
     (:func:`tf_sanity.models.augmentation.apply`) when `augment` is set (else those are ignored). Each step is one Adam update of the cross-entropy plus ``decay * sum(l2_loss(kernels))``,
     so several steps per call give the same updates as one call per step. This is the one ``tf.function``
     outside :mod:`tf_sanity.attribution.engine` (training is not attribution). `jit_compile` None: XLA where it
-    is faster (:func:`_xla_is_faster`).
+    is faster (:func:`_xla_is_faster`) and the step does not augment.
     """
     import tensorflow as tf
 
-    if jit_compile is None:
-        jit_compile = _xla_is_faster(model)
+    if jit_compile is None:  # XLA has no kernel for the augmentation's ImageProjectiveTransformV3
+        jit_compile = _xla_is_faster(model) and not augment
     x_all = tf.constant(np.asarray(x_train, np.float32))
     y_all = tf.constant(np.asarray(y_train, np.int32))
     variables = model.trainable_variables
