@@ -19,6 +19,7 @@ import numpy as np
 
 from experiments import common
 from experiments import when_explanations_lie as wel
+from experiments import wel_checks
 
 LAYER = "conv1"
 STEM = "when_explanations_lie-steps"
@@ -60,7 +61,7 @@ def plot(table, methods=wel.METHODS):
         steps = sorted(table[key])
         for k, method in enumerate(methods):
             y = [max(1 - table[key][s].get(method, np.nan), 1e-6) for s in steps]
-            ax.plot(steps, y, label=tf_sanity.LABELS[method], **wel._style(k))
+            ax.plot(steps, y, label=tf_sanity.LABELS[method], **wel_checks.style(k))
         ax.axhline(0.01, color="k", ls=":", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -93,3 +93,17 @@ def test_authors_layout_has_the_same_function_and_csc_reads_before_the_relu():
                         dict(context, **{"sixt-mnist": dict(context["sixt-mnist"], csc_model=model)}))
     conv1 = {r["layer"]: r["value"] for r in rows}["conv1"]
     assert conv1 != {r["layer"]: r["value"] for r in fused}["conv1"]
+
+
+def test_training_steps_study_reads_the_committed_runs_and_draws():
+    """experiments.wel_training_steps (CSC at conv1 against training steps) on the committed figures/ runs."""
+    import pathlib
+
+    from experiments import wel_training_steps
+    figures = pathlib.Path(__file__).resolve().parents[1] / "figures"
+    table, accuracy = wel_training_steps.collect(figures)
+    assert ("tf_sanity", "sixt-mnist") in table and len(table["tf_sanity", "sixt-mnist"]) >= 3
+    assert all(0 <= v <= 1 for steps in table.values() for methods in steps.values() for v in methods.values())
+    fig = wel_training_steps.plot(table)
+    assert len(fig.axes) >= 4
+    assert "| deeplift |" in wel_training_steps.markdown(table, accuracy)
