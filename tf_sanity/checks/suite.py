@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from tf_sanity.attribution import engine, methods as methods_lib
 from tf_sanity.checks import model_views, summaries as summaries_lib, verdict as verdict_lib
+from tf_sanity.checks.model_views import logits_model  # noqa: F401 (re-exported: checks.suite.logits_model)
 from tf_sanity.checks.plan import DEFAULT_METHODS, PRESETS, SMPRT_ORDER, pass_time, preset_settings
 from tf_sanity.checks.randomization_test import ORDERS, resolve_similarities, stage_groups
 from tf_sanity.checks.result import CheckResult
@@ -57,11 +58,6 @@ def default_similarities(kind, method_list, shape=None):
     if kind != "tokens" and any(m.baseline() is not None for m in method_list):
         names.append("spearman_nz")
     return names
-
-
-def logits_model(model):
-    """``(model's logits view, note)``: see :func:`tf_sanity.checks.model_views.logits_model`."""
-    return model_views.logits_model(model)
 
 
 def _extra(item):
