@@ -168,6 +168,10 @@ def test_unsupported_method_is_skipped_and_the_others_run():
     assert set(result.skipped) == {"gradcam"} and "convolution" in result.skipped["gradcam"]
     assert {v.method for v in result.verdicts} == {"gradient"}
     assert not any(r["method"] == "gradcam" for r in result.rows)
+    # the estimate leaves out what the run skips (GradCAM and Guided GradCAM, defaults, on a model without a conv)
+    estimate = plan.estimate(model, x, ["gradient", "gradcam"], ("top_down",), smprt_n=2, method_settings=SETTINGS,
+                             pass_time_s=(1.0, 0.0))
+    assert estimate.passes == result.timings["passes"], estimate.by_test
     inp = keras.Input((6,))  # a hidden softmax: guided backprop's rules refuse it, the gradient runs
     odd = keras.Model(inp, keras.layers.Dense(3, name="out")(keras.layers.Dense(5, activation="softmax")(inp)))
     result = _run(odd, x, methods=["gradient", "guided_backprop"], orders=("top_down",))

@@ -11,9 +11,10 @@
   randomization groups. The controls run no passes; metrics, bootstrap and figures are not counted
   (the run prints them separately).
 
-Counted as :func:`tf_sanity.checks.run` runs them (``p``: a method's passes per input, ``n`` inputs):
-the trained model once; every stage of every order, per seed; sMPRT (methods without a noise tunnel,
-``N`` noisy copies, at the trained model once and at every bottom-up stage per seed; not for token
+Counted as :func:`tf_sanity.checks.run` runs them (``p``: a method's passes per input, ``n`` inputs;
+a method that needs a spatial layer the model lacks, e.g. GradCAM on a table, is left out as the run
+skips it): the trained model once; every stage of every order, per seed; sMPRT (methods without a
+noise tunnel, ``N`` noisy copies, at the trained model once and at every bottom-up stage per seed; not for token
 ids); the random-logit test (one explanation); input invariance (two, registered methods, where the
 first layer absorbs a shift); the data randomization test (two, once). eMPRT reads the masks of the
 last cascading stage (no pass); cosine similarity convergence runs one layer-wise backward pass per
@@ -116,6 +117,21 @@ def pass_time(model, x, *, repeats=5):
     return min(walls) / rows, min(cpus) / rows, compile_s
 
 
+def _has_layer(method, model, settings=None):
+    """Whether `model` has the layer `method` explains at: GradCAM's default (the last 2-D convolution) must
+    exist, else the run skips the method (:func:`tf_sanity.attribution.methods.last_conv_layer`)."""
+    from tf_sanity.attribution.methods import last_conv_layer
+    from tf_sanity.errors import SanityError
+
+    if not method.needs_spatial_layer or (settings or {}).get("layer"):
+        return True
+    try:
+        last_conv_layer(model)
+    except SanityError:
+        return False
+    return True
+
+
 def preset_settings(preset, seeds=None, smprt_n=None):
     """``(seeds, smprt_n, max_inputs)`` of `preset`, with explicit values winning."""
     from tf_sanity.errors import unknown_name
@@ -176,6 +192,7 @@ def estimate(model, inputs, methods, orders, preset="quick", *, seeds=None, smpr
     model, _ = model_views.logits_model(model)
     kind = model_views.input_kind(model, x, input_kind)
     chosen = [registry.get(m) for m in (DEFAULT_METHODS if methods is None else methods)] + list(extra_methods)
+    chosen = [m for m in chosen if _has_layer(m, model, (method_settings or {}).get(m.name))]
     per_input = {m.name: passes_per_input(m, (method_settings or {}).get(m.name)) for m in chosen}
     stages = {order: len(stage_groups(model, order, groups)) for order in orders}
     tokens = kind == "tokens"
