@@ -113,8 +113,14 @@ def test_bad_inputs_give_one_line_each(tmp_path, cnn_file):
     for name, array in bad.items():
         np.save(tmp_path / name, array)
     np.savez(tmp_path / "two.npz", a=x, b=x)
+    np.save(tmp_path / "scalar.npy", np.float32(1))
+    (tmp_path / "empty.npy").write_bytes(b"")  # np.load: EOFError
+    np.savez(tmp_path / "whole.npz", x=x)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:200])  # np.load: BadZipFile
     (tmp_path / "empty").mkdir()
     cases = {tmp_path / "shape.npy": "but the model takes", tmp_path / "nan.npy": "NaN or inf",
+             tmp_path / "scalar.npy": "single value", tmp_path / "empty.npy": "cannot read",
+             tmp_path / "cut.npz": "cannot read",
              tmp_path / "two.npz": "name the inputs 'x'", tmp_path / "empty": "no images",
              tmp_path / "missing.npy": "no inputs at", "tfds:imagenet": "unknown tfds data set"}
     for spec, says in cases.items():

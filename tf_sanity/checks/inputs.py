@@ -163,18 +163,20 @@ def _read_images(folder, model, limit):
 
 
 def _read_array(path):
-    try:
+    try:  # an empty or truncated file: EOFError, ValueError or BadZipFile (also when the .npz member is read)
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                if len(data.files) != 1 and "x" not in data.files:
+                    raise SanityError(f"{path} holds arrays {', '.join(data.files)}; name the inputs 'x' or "
+                                      "store one array")
+                data = data["x" if "x" in data.files else data.files[0]]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise SanityError(f"cannot read {path}: {_one_line(e)} (an .npy / .npz of numbers is needed)") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            if len(data.files) != 1 and "x" not in data.files:
-                raise SanityError(f"{path} holds arrays {', '.join(data.files)}; name the inputs 'x' or "
-                                  "store one array")
-            data = data["x" if "x" in data.files else data.files[0]]
     if not np.issubdtype(data.dtype, np.number) and data.dtype != bool:
         raise SanityError(f"{path} holds {data.dtype} values; the inputs must be numbers")
+    if data.ndim == 0:
+        raise SanityError(f"{path} holds a single value, not an array [n, ...]")
     return data
 
 
@@ -240,7 +242,7 @@ def load_inputs(spec, *, preprocess=None, model=None, limit=None):
             raise SanityError(f"no inputs at {path}; pass a folder of images, an .npy / .npz file or tfds:NAME[:split]")
         elif path.suffix in (".npy", ".npz"):
             x = _read_array(path)
-            total = len(x) if x.ndim else 0
+            total = len(x)
             source = f"{path.name} {tuple(x.shape)}"
         else:
             raise SanityError(f"{path} is neither a folder of images nor an .npy / .npz file")
