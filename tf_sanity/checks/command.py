@@ -56,8 +56,25 @@ def _method_settings(specs, methods):
             value = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
             value = text.strip()  # a word, e.g. a layer name
+        _check_value(spec, value, METHODS[method].settings[setting])
         out.setdefault(method, {})[setting] = value
     return out
+
+
+def _check_value(spec, value, default):
+    """A --set value of the default's kind: a bool for a bool, an integer for an integer (a count, default >= 1:
+    at least 1), a number for a float; settings without a typed default (None, words) take anything."""
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "True or False"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and (default < 1 or value >= 1)
+        kind = "an integer" + (" of at least 1" if default >= 1 else "")
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    else:
+        return
+    if not ok:
+        raise SanityError(f"--set {spec}: the setting takes {kind} (default {default!r}), got {value!r}")
 
 
 def _check_names(methods, orders):
