@@ -90,8 +90,9 @@ def test_the_command_knows_the_librarys_orders():
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--set", "steps=4"], "METHOD.SETTING=VALUE"),
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--set", "integrated_gradients.steps=ten"], "an integer"),
     (lambda f: [f["image"][0], "--inputs", f["image"][1], "--set", "integrated_gradients.steps=0"], "at least 1"),
+    (lambda f: [f["image"][0], "--inputs", f["image"][1], "--limit", "17"], "more than the quick preset's 16"),
 ], ids=["method", "order", "missing", "savedmodel", "shape", "labels", "preprocess", "user-method", "seeds", "limit",
-        "smprt-n", "set-name", "set-form", "set-type", "set-count"])
+        "smprt-n", "set-name", "set-form", "set-type", "set-count", "limit-over-preset"])
 def test_bad_input_is_one_line_and_runs_nothing(files, core, capsys, tmp_path, case, says):
     out = tmp_path / "out"
     rc, _, err = _check(capsys, *case(files), "--out", out)

@@ -100,6 +100,9 @@ def _prepare(args):
         raise SanityError(f"--smprt-n must be at least 1, got {args.smprt_n}")
     settings = _method_settings(args.set, methods)
     _, _, max_inputs = plan.preset_settings(args.preset, seeds)
+    if args.limit is not None and args.limit > max_inputs:  # run() uses at most the preset's inputs
+        raise SanityError(f"--limit {args.limit} is more than the {args.preset} preset's {max_inputs} inputs; "
+                          f"pass --limit {max_inputs} or less, or a larger --preset")
     extra = [inputs_lib.user_method(spec) for spec in args.method or ()]
     train_fn = inputs_lib.load_function(args.train, "training function") if args.train else None
     model = inputs_lib.load_model(args.model, trust=args.trust_model)
@@ -184,7 +187,7 @@ def add_parser(subparsers):
                    help="re-initialization of the randomization tests: paper (truncated normal, std 0.01, BatchNorm "
                         "statistics included; Adebayo et al. 2018, Sec. 3) or original_code (each layer's own "
                         "initializer, trainable variables only); a deep network can lose its whole signal under paper")
-    p.add_argument("--limit", type=int, help="inputs to use (default: the preset's maximum)")
+    p.add_argument("--limit", type=int, help="inputs to use, at most the preset's maximum (default: that maximum)")
     p.add_argument("--preprocess",
                    help="for image inputs read as raw 0..255 values: scale01, minus1to1, caffe, torch, or "
                         "module:function (default: none, the model holds its own preprocessing)")
