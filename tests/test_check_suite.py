@@ -219,6 +219,17 @@ def test_rerun_reuses_units_and_is_deterministic(tmp_path):
         [r for r in first.rows if r["test"] == "model_randomization" and r["order"] == "top_down"])
 
 
+def test_a_rerun_with_another_random_label_model_does_not_reuse_its_units(tmp_path):
+    model, x = _model("tabular"), _inputs("tabular")
+    data_rows = lambda result: _key([r for r in result.rows if r["test"] == "data_randomization"])  # noqa: E731
+    kwargs = dict(methods=["gradient"], orders=("top_down",), out=tmp_path)
+    first = _run(model, x, random_label_model=_model("tabular", seed=1), **kwargs)
+    other = _model("tabular", seed=2)
+    again = _run(model, x, random_label_model=other, **kwargs)
+    assert data_rows(again) == data_rows(_run(model, x, random_label_model=other, methods=["gradient"],
+                                              orders=("top_down",))) != data_rows(first)
+
+
 def _key(rows):
     return sorted((str(r["test"]), str(r["order"]), str(r["stage"]), r["method"], r["metric"], r["image"],
                    round(float(r["value"]), 6) if np.isfinite(float(r["value"])) else None) for r in rows)

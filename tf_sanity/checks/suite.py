@@ -74,12 +74,19 @@ def _extra(item):
     return methods_lib.Method(name, name, compute, {}, signal="map")
 
 
-def _fingerprint(model, x, targets):
+def _fingerprint(model, x, targets, train_fn=None, random_label_model=None):
+    """The units' key beside the settings: the model's weights, the inputs, the targets, and what the data
+    randomization test compares with (the random-label model's weights, or the training function's name)."""
     digest = hashlib.sha256(np.ascontiguousarray(x).tobytes())
     digest.update(repr(targets if isinstance(targets, str) else np.asarray(targets).tolist()).encode())
     for v in model.weights:
         digest.update(np.ascontiguousarray(v.numpy()).tobytes())
-    return f"{model.name} {digest.hexdigest()[:16]}"
+    data = ""
+    if random_label_model is not None:
+        data = f" random-label {_fingerprint(random_label_model, np.zeros(0), '')}"
+    elif train_fn is not None:
+        data = f" train_fn {getattr(train_fn, '__module__', '')}.{getattr(train_fn, '__qualname__', repr(train_fn))}"
+    return f"{model.name} {digest.hexdigest()[:16]}{data}"
 
 
 class _Memory:
@@ -156,7 +163,8 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
                   verdict_metric=VERDICT_METRIC, baseline_metric=BASELINE_METRIC, notes=[note] if note else [])
     units = _units(check, orders, seeds, stages, kind, train_fn is not None or random_label_model is not None)
     store = (_Memory() if out is None else
-             Store(out, "check", preset, repr(sorted(record.items())), _fingerprint(model, x, targets)))
+             Store(out, "check", preset, repr(sorted(record.items())),
+                   _fingerprint(model, x, targets, train_fn, random_label_model)))
     todo = [u for u in units if not store.done(u)]
     if len(todo) < len(units):
         record["notes"].append(f"resumed: {len(units) - len(todo)} of {len(units)} units were read from {out}; "
