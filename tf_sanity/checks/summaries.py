@@ -103,7 +103,8 @@ def csc(rows):
         low = min(layer_rows, key=lambda r: r["depth"])
         middle = (low["baseline"] + 1) / 2
         passed = bool(low["value"] < middle) if np.isfinite(low["value"]) else None
-        words = "has not converged" if passed else "converges to rank one (ignores the layers above)"
+        words = {True: "has not converged", False: "converges to rank one (ignores the layers above)",
+                 None: "gives no cosine (all its vectors are zero)"}[passed]
         out.append(_summary("csc", method, low["value"], np.nan, np.nan, passed,
                             f"median |cos| {low['value']:.3f} at {low['layer']!r} (random vectors: "
                             f"{low['baseline']:.3f}): the backward pass {words}"))
@@ -130,9 +131,10 @@ def completeness(rows):
         v = np.concatenate([np.asarray(x, float) for x in by_seed.values()])
         estimate, low, high = bootstrap_interval(v, "median", n_resamples=2000)
         passed = bool(estimate <= invariance.COMPLETENESS_TOLERANCE) if np.isfinite(estimate) else None
-        out.append(_summary("completeness", method, estimate, low, high, passed,
-                            f"the attributions add up to F(x) - F(baseline) with a median relative error of "
-                            f"{estimate:.1%} ({'within' if passed else 'over'} 5 %; more steps reduce it)"))
+        note = (f"the attributions add up to F(x) - F(baseline) with a median relative error of {estimate:.1%} "
+                f"({'within' if passed else 'over'} 5 %; more steps reduce it)" if passed is not None else
+                "no relative error: F(x) equals F(baseline) for every input")
+        out.append(_summary("completeness", method, estimate, low, high, passed, note))
     return out
 
 
