@@ -163,3 +163,13 @@ def test_a_baseline_verdict_is_a_second_line_under_its_method(image_result, tmp_
     assert all(c.startswith("inconclusive") for c in page.tables[0][1:][at + 1][1:])
     assert len(names) == 4 and result.failing() == image_result.failing()  # failing() reads the first line only
     assert "Sundararajan & Taly" in report.render_markdown(section, tmp_path)
+
+
+def test_a_stage_without_masks_is_drawn_blank_for_every_input(image_result):
+    import dataclasses
+
+    from tf_sanity.checks import report_figures
+    masks = dict(image_result.masks)
+    del masks[next(k for k in masks if k[1] != "original" and (k[0], "original", k[2]) in masks)]
+    figures = report_figures.grid_figures(dataclasses.replace(image_result, masks=masks))
+    assert len(figures) == len(report_figures.grid_figures(image_result)) > 1

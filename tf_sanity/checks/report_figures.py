@@ -116,7 +116,7 @@ def grid_figures(result, n_inputs=GRID_INPUTS):
         columns = ["original", *stages]
         for k in range(min(n_inputs, len(preview))):
             row = lambda m: ([_original(result.masks, order, m)[k]]  # noqa: E731
-                             + [result.masks.get((order, s, m), np.zeros_like(preview[:1]))[k] for s in stages])
+                             + [result.masks.get((order, s, m), np.zeros_like(preview))[k] for s in stages])
             cells = [row(m) * 2 for m in methods]
             fig = visualize.grid(cells, [labels[m] for m in methods], columns * 2,
                                  mode=["abs"] * len(columns) + ["diverging"] * len(columns), image=preview[k],
