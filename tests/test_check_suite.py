@@ -235,10 +235,18 @@ def _key(rows):
                    round(float(r["value"]), 6) if np.isfinite(float(r["value"])) else None) for r in rows)
 
 
+def _gradient(model, x, targets):
+    return np.ones_like(x)
+
+
+_gradient.__name__ = "gradient"  # a user's function named like a registered method
+
+
 def test_bad_arguments_fail_with_one_line():
     model, x = _model("tabular"), _inputs("tabular")
     for kwargs, match in [(dict(preset="slow"), "preset"), (dict(orders=("sideways",)), "order"),
-                          (dict(methods=["nope"]), "method"), (dict(input_kind="audio"), "input kind")]:
+                          (dict(methods=["nope"]), "method"), (dict(input_kind="audio"), "input kind"),
+                          (dict(methods=["gradient"], extra_methods=[_gradient]), "two checked methods")]:
         with pytest.raises(SanityError, match=match):
             checks.run(model, x, progress=False, **kwargs)
 

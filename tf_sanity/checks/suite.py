@@ -147,6 +147,11 @@ def run(model, inputs, targets="predicted", *, methods=None, orders=ORDERS, pres
     for name in names:
         methods_lib.get(name)
     extras = [_extra(item) for item in extra_methods]
+    seen = set(names)
+    for m in extras:  # a same-named method would silently replace the other in the run and its rows
+        if m.name in seen:
+            raise SanityError(f"two checked methods are named {m.name!r}; rename your function")
+        seen.add(m.name)
     sim_names = list(similarities or default_similarities(kind, [methods_lib.get(n) for n in names], x.shape))
     clock = Clock()
     sims = {k: timed(fn, clock) for k, fn in resolve_similarities(sim_names).items()}
