@@ -134,6 +134,17 @@ def test_bad_inputs_give_one_line_each(tmp_path, cnn_file):
             inputs.load_inputs(tmp_path / "x.npy", model=model, preprocess=preprocess)
 
 
+def test_a_user_module_that_fails_on_import_gives_one_line_naming_where(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "broken_syntax.py").write_text("def f(:\n    pass\n")
+    (tmp_path / "broken_import.py").write_text("x = 1\nraise ValueError('no config file')\n")
+    for spec, says in (("broken_syntax:f", r"SyntaxError at .*broken_syntax.py:1"),
+                       ("broken_import:f", r"ValueError at .*broken_import.py:2: no config file")):
+        with pytest.raises(SanityError, match=says) as e:
+            inputs.load_function(spec, "method")
+        _one_line(e)
+
+
 def test_token_ids_outside_the_vocabulary_are_refused(tmp_path):
     model = cr.token_model(vocabulary=20)
     np.save(tmp_path / "ids.npy", np.full((3, 10), 20))

@@ -303,6 +303,16 @@ def load_targets(spec, n, n_classes, *, total=None):
     return labels.astype(np.int32)
 
 
+def _raised_at(error):
+    """`` at file:line`` of the innermost frame of `error` (of the file that failed to parse for a SyntaxError)."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f" at {error.filename}:{error.lineno}"
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+
+
 def load_function(spec, what):
     """The function named by ``module:function`` (the module found from the current folder too)."""
     module_name, _, name = spec.partition(":")
@@ -314,6 +324,10 @@ def load_function(spec, what):
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         raise SanityError(f"cannot import {module_name!r} for the {what} {spec}: {_one_line(e)}") from None
+    except Exception as e:  # the user's module fails as it is imported: say where, not a trace of ours
+        where = _raised_at(e)
+        raise SanityError(f"importing {module_name!r} for the {what} {spec} raised {type(e).__name__}"
+                          f"{where}: {_one_line(e)}; run `python -c 'import {module_name}'` for the trace") from None
     fn = getattr(module, name, None)
     if not callable(fn):
         raise SanityError(f"{module_name} has no function {name!r} (the {what} {spec})")
