@@ -13,10 +13,13 @@ depend on the weights) and the output says so.
 import argparse
 import dataclasses
 import os
+import pathlib
+import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # experiments/ beside this checkout's tf_sanity
 
 from experiments import common, sc_cascading_mnist as exp  # noqa: E402
 from tf_sanity.models import mnist_models, zoo  # noqa: E402
