@@ -132,7 +132,8 @@ def completeness(rows):
         estimate, low, high = bootstrap_interval(v, "median", n_resamples=2000)
         passed = bool(estimate <= invariance.COMPLETENESS_TOLERANCE) if np.isfinite(estimate) else None
         note = (f"the attributions add up to F(x) - F(baseline) with a median relative error of {estimate:.1%} "
-                f"({'within' if passed else 'over'} 5 %; more steps reduce it)" if passed is not None else
+                f"({'within' if passed else 'over'} {100 * invariance.COMPLETENESS_TOLERANCE:g} %; more steps reduce it)"
+                if passed is not None else
                 "no relative error: F(x) equals F(baseline) for every input")
         out.append(_summary("completeness", method, estimate, low, high, passed, note))
     return out
