@@ -137,16 +137,12 @@ def units(config):
 
 
 def passes_per_image(method, config):
-    """Forward+backward passes of `method` per image (``docs/speed.md``): SmoothGrad / VarGrad ``samples``
-    times their base method's, IG ``ig_steps``, a guided gradient times a class activation map (a spatial-layer
-    method whose signal is a gradient: Guided GradCAM) 2, any other 1."""
+    """Forward+backward passes of `method` per image with this config's settings (``docs/speed.md``): the
+    check's count, :func:`tf_sanity.checks.plan.passes_per_input` (SmoothGrad / VarGrad ``samples`` times their
+    base method's, IG ``ig_steps``, Guided GradCAM 2, any other 1)."""
     from tf_sanity.attribution import methods
-    meta = methods.get(method)
-    if meta.noise_tunnel:
-        return config.samples * passes_per_image(meta.base, config)
-    if "steps" in meta.settings:
-        return config.ig_steps
-    return 2 if meta.needs_spatial_layer and meta.signal == "gradient" else 1
+    from tf_sanity.checks import plan
+    return plan.passes_per_input(methods.get(method), common.method_settings(method, config))
 
 
 def estimate(config, todo):
